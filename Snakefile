@@ -1,0 +1,28 @@
+# interface4d: deep learning of buried LAO/STO interface structure from simulated 4D-STEM
+# (after Oxley et al. 2020, MLST 1 04LT01, Fig. 1):
+#
+#   structures  ->  forward model (4D-STEM)  ->  descriptors  ->  network
+#
+# config.yaml is the embedded CPU demo; campaigns/paper.yaml is the paper-scale GPU campaign.
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+# 1. structures: LAO/STO cross-sections, buried step or Ti/Al intermixing (ASE)
+include: "workflow/rules/structures.smk"
+# 2. forward model: frozen-phonon multislice 4D-STEM per cell (abTEM)
+include: "workflow/rules/simulate.smk"
+
+
+rule all:
+    input:
+        simulations=expand(f"{RESULTS}/sims/{{cell}}.h5", cell=CELL_IDS),
+        figures=figure_outputs(),
+    default_target: True

@@ -1,0 +1,3 @@
+from interface4d.cli import main
+
+raise SystemExit(main())

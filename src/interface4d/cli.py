@@ -1,0 +1,146 @@
+"""Command-line entry points (``interface4d <command>``). Each is thin glue to one library call.
+
+Heavy imports (ASE, abTEM, matplotlib) happen inside the command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from interface4d.config import ConfigError
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _settings(args) -> dict:
+    from interface4d.simulate import settings_from_json
+
+    if args.settings:
+        return settings_from_json(args.settings)
+    if not (args.config and args.cell):
+        raise SystemExit("give --settings JSON, or --config FILE and --cell ID")
+    from interface4d.config import load_config
+    from interface4d.grid import cell_settings
+
+    return cell_settings(load_config(args.config), args.cell)
+
+
+def cmd_validate(args) -> int:
+    from interface4d.config import load_config
+    from interface4d.grid import enumerate_cells
+
+    config = load_config(args.config)
+    cells, duplicates = enumerate_cells(config)
+    for d in duplicates:
+        print(f"note: {d}")
+    kinds: dict[str, int] = {}
+    for c in cells:
+        kinds[c.kind] = kinds.get(c.kind, 0) + 1
+    print(f"{args.config}: valid; {len(cells)} cells ({', '.join(f'{v} {k}' for k, v in kinds.items())})")
+    if args.list:
+        for c in cells:
+            print(c.id)
+    return 0
+
+
+def cmd_structure(args) -> int:
+    from ase.io import write
+
+    from interface4d.structures import build_from_settings
+
+    settings = _settings(args)
+    atoms = build_from_settings(settings)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write(out, atoms, format="extxyz")
+    print(f"{settings['cell']}: {len(atoms)} atoms -> {out}")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from interface4d.simulate import simulate_cell
+
+    _setup_logging(args.verbose)
+    simulate_cell(
+        _settings(args),
+        args.output,
+        device=args.device,
+        threads=args.threads,
+        max_batch=args.max_batch,
+    )
+    return 0
+
+
+def cmd_plot_structures(args) -> int:
+    from interface4d.plots import plot_structures
+
+    settings = [json.loads(s) for s in args.settings]
+    plot_structures(settings, args.output)
+    return 0
+
+
+def cmd_plot_scan(args) -> int:
+    from interface4d.plots import plot_scan_montage
+
+    plot_scan_montage(args.input, args.output, n_patterns=args.patterns)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="interface4d", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="validate a campaign config and count its cells")
+    v.add_argument("config")
+    v.add_argument("--list", action="store_true", help="print every cell id")
+    v.set_defaults(func=cmd_validate)
+
+    def cell_args(sp):
+        sp.add_argument("--settings", help="the cell's settings as JSON (what the workflow passes)")
+        sp.add_argument("--config", help="campaign config (with --cell)")
+        sp.add_argument("--cell", help="cell id, e.g. t100/step-d8")
+
+    s = sub.add_parser("structure", help="write one cell's structure as extxyz")
+    cell_args(s)
+    s.add_argument("-o", "--output", required=True)
+    s.set_defaults(func=cmd_structure)
+
+    m = sub.add_parser("simulate", help="simulate one cell to HDF5")
+    cell_args(m)
+    m.add_argument("-o", "--output", required=True)
+    m.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    m.add_argument("--threads", type=int, default=1)
+    m.add_argument("--max-batch", type=int, default=48)
+    m.add_argument("-v", "--verbose", action="store_true")
+    m.set_defaults(func=cmd_simulate)
+
+    ps = sub.add_parser("plot-structures", help="draw structures (beam projection, side view)")
+    ps.add_argument("--settings", nargs="+", required=True, help="one JSON settings per structure")
+    ps.add_argument("-o", "--output", required=True)
+    ps.set_defaults(func=cmd_plot_structures)
+
+    pm = sub.add_parser("plot-scan", help="mean-intensity image and CBED montage of one cell")
+    pm.add_argument("input")
+    pm.add_argument("-o", "--output", required=True)
+    pm.add_argument("--patterns", type=int, default=8)
+    pm.set_defaults(func=cmd_plot_scan)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"interface4d: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,223 @@
+"""Campaign configuration: load, fill defaults, validate against the JSON schema, check physics.
+
+The same schema file validates the config at workflow start (``snakemake.utils.validate`` in
+``workflow/rules/common.smk``) and in the library's own entry points (:func:`load_config`).
+Errors name the offending key and value and are raised before any job starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "config.schema.yaml"
+
+# Electron wavelength constants (relativistic), SI.
+_H = 6.62607015e-34
+_C = 299792458.0
+_M0 = 9.1093837015e-31
+_E = 1.602176634e-19
+ANTIALIAS_CUTOFF = 2.0 / 3.0  # abTEM's default band limit, fraction of the Nyquist frequency
+
+
+class ConfigError(ValueError):
+    """A campaign configuration that cannot run. The message names the key and the value."""
+
+
+def wavelength(energy_ev: float) -> float:
+    """Relativistic electron wavelength in Angstrom."""
+    e = energy_ev * _E
+    return _H * _C / math.sqrt(e * (2 * _M0 * _C**2 + e)) * 1e10
+
+
+def max_detector_angle(gpts: int, extent: float, wavelength_a: float) -> float:
+    """Largest scattering angle (mrad) inside abTEM's antialiasing band limit.
+
+    Mirrors abTEM's ``cutoff_angles``: floor(gpts * 2/3) // 2 pixels of lambda / extent each.
+    """
+    return (int(gpts * ANTIALIAS_CUTOFF + 1e-9) // 2) * wavelength_a / extent * 1e3
+
+
+def load_schema() -> dict[str, Any]:
+    with open(SCHEMA_PATH) as fh:
+        return yaml.safe_load(fh)
+
+
+def _extend_with_default(validator_class):
+    """A validator that fills ``default`` values while it validates (as Snakemake's does)."""
+    from jsonschema import validators
+
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key_path(error) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+def validate_schema(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``config`` in place against the schema, filling defaults; return it."""
+    from jsonschema import validators
+
+    schema = load_schema()
+    cls = _extend_with_default(validators.validator_for(schema))
+    errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            if err.validator == "additionalProperties":
+                allowed = sorted(err.schema.get("properties", {}))
+                lines.append(f"config key '{_key_path(err)}': {err.message}; allowed keys: {allowed}")
+            else:
+                lines.append(
+                    f"config key '{_key_path(err)}' = {err.instance!r}: {err.message}"
+                )
+        raise ConfigError("invalid campaign config:\n  " + "\n  ".join(lines))
+    return config
+
+
+def check_physics(config: Mapping[str, Any]) -> None:
+    """Checks the schema cannot express. Raises :class:`ConfigError` naming the key and value.
+
+    Each override is merged into the global blocks and the result checked as a whole (schema
+    and physics), and each must match at least one cell of the grid.
+    """
+    from interface4d.grid import enumerate_cells
+
+    _check_blocks(config)
+    overrides = config.get("overrides") or []
+    if overrides:
+        cells = [c.id for c in enumerate_cells(config)[0]]
+        for i, o in enumerate(overrides):
+            key = f"overrides.{i}"
+            matched = [c for c in cells if fnmatch.fnmatchcase(c, o["cells"])]
+            if not matched:
+                raise ConfigError(
+                    f"config key '{key}.cells' = {o['cells']!r}: matches no cell of the grid "
+                    f"(cell ids look like {cells[0]})"
+                )
+            merged = dict(config)
+            for block in ("structure", "simulation"):
+                if block in o:
+                    merged[block] = deep_merge(config[block], o[block])
+            merged["overrides"] = []
+            try:
+                validate_schema(copy.deepcopy(merged))
+                _check_blocks(merged)
+            except ConfigError as exc:
+                raise ConfigError(f"config key '{key}' (cells {o['cells']!r}): {exc}") from None
+
+
+def _check_blocks(config: Mapping[str, Any]) -> None:
+    from interface4d.grid import nz_for_thickness, snap_depth
+
+    st = config["structure"]
+    sim = config["simulation"]
+    grid = config["grid"]
+    a = st["lattice_constant"]
+    n = st["interface_layer"]
+    if n + 1 > st["cells_x"] - 1:
+        raise ConfigError(
+            f"config key 'structure.interface_layer' = {n}: the step moves the interface to layer "
+            f"{n + 1}, which leaves no LaAlO3 in structure.cells_x = {st['cells_x']} unit cells"
+        )
+    # thickness and step resolution
+    seen: dict[int, float] = {}
+    for t in grid["thickness"]:
+        nz = nz_for_thickness(t, a)
+        if nz < 2:
+            raise ConfigError(
+                f"config key 'grid.thickness' = {t}: thinner than two unit cells "
+                f"(lattice constant {a} A) along the beam"
+            )
+        if nz in seen:
+            raise ConfigError(
+                f"config key 'grid.thickness': {seen[nz]} and {t} both round to {nz} unit cells "
+                f"({nz * a:.2f} A); list each thickness once"
+            )
+        seen[nz] = t
+        for f in grid["step_fraction"]:
+            depth = snap_depth(f, nz)
+            if depth < 1 or depth > nz - 1:
+                raise ConfigError(
+                    f"config key 'grid.step_fraction' = {f}: thickness {t} A has {nz} unit cells "
+                    f"along the beam, too thin for this step resolution (the step snaps to depth "
+                    f"{depth}, i.e. no step inside the slab)"
+                )
+    # detector angle against what the sampling can hold
+    lam = wavelength(sim["energy"])
+    extent_x = st["cells_x"] * a
+    extent_y = st["cells_y"] * a
+    limit = max_detector_angle(sim["gpts"], max(extent_x, extent_y), lam)
+    if sim["detector_max_angle"] > limit:
+        raise ConfigError(
+            f"config key 'simulation.detector_max_angle' = {sim['detector_max_angle']}: beyond "
+            f"the {limit:.1f} mrad that simulation.gpts = {sim['gpts']} can hold over a "
+            f"{max(extent_x, extent_y):.2f} A cell at {sim['energy']:g} eV (increase gpts)"
+        )
+    if sim["semiangle_cutoff"] >= sim["detector_max_angle"]:
+        raise ConfigError(
+            f"config key 'simulation.semiangle_cutoff' = {sim['semiangle_cutoff']}: the bright "
+            f"field disc does not fit in simulation.detector_max_angle = "
+            f"{sim['detector_max_angle']}"
+        )
+    window = sim["scan"]["window_x"]
+    if window != "full":
+        x0, x1 = window
+        centre = (n - 0.5) * a
+        if not x1 > x0:
+            raise ConfigError(f"config key 'simulation.scan.window_x' = {window}: end <= start")
+        if centre + x0 < 0 or centre + x1 > extent_x:
+            raise ConfigError(
+                f"config key 'simulation.scan.window_x' = {window}: leaves the "
+                f"{extent_x:.2f} A cell (the interface is at x = {centre:.2f} A)"
+            )
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Schema (with defaults) then physics checks. Returns the completed config."""
+    validate_schema(config)
+    check_physics(config)
+    return config
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML campaign file, apply ``overrides`` (deep-merged), validate, return it."""
+    path = Path(path)
+    try:
+        with open(path) as fh:
+            config = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, not {type(config).__name__}")
+    if overrides:
+        config = deep_merge(config, overrides)
+    return validate_config(config)
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

@@ -1,0 +1,44 @@
+"""Shared fixtures: the repository root, the tiny campaign config, real tiny simulations."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+
+# Keep BLAS/FFT single-threaded in tests: CI has 2 cores and pytest may run a Snakemake beside.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture
+def tiny_raw() -> dict:
+    """The tiny config as written (no defaults filled)."""
+    with open(TINY) as fh:
+        return yaml.safe_load(fh)
+
+
+@pytest.fixture
+def tiny_config(tiny_raw) -> dict:
+    from interface4d.config import validate_config
+
+    return validate_config(copy.deepcopy(tiny_raw))
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    """A temp copy of the workflow (Snakefile, rules, schemas, report captions, profiles)."""
+    for name in ("Snakefile", "workflow", "profiles", "envs", "src", "config.yaml", "pyproject.toml"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / name, symlinks=True)
+        elif src.exists():
+            shutil.copy2(src, tmp_path / name)
+    shutil.copy2(TINY, tmp_path / "tiny.yaml")
+    return tmp_path

@@ -1,0 +1,92 @@
+# Config validation, the parameter grid and input functions. Imports only pure-Python parts of
+# the library (no ASE, abTEM or TensorFlow): planning 14,000 cells must stay fast.
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from interface4d.config import ConfigError, check_physics  # noqa: E402
+from interface4d.grid import (  # noqa: E402
+    CELL_PATTERN,
+    JsonDict,
+    cell_settings,
+    code_hash,
+    enumerate_cells,
+    fmt,
+    parse_cell,
+)
+
+
+validate(config, "../schemas/config.schema.yaml")
+check_physics(config)
+
+RESULTS = config["results"]
+CELLS, DUPLICATES = enumerate_cells(config)
+CELL_IDS = [c.id for c in CELLS]
+THICKNESSES = [fmt(t) for t in config["grid"]["thickness"]]
+CODE = code_hash(Path(workflow.basedir) / "src" / "interface4d")
+
+for _dup in DUPLICATES:
+    logger.warning(f"grid: {_dup}")
+
+
+wildcard_constraints:
+    cell=CELL_PATTERN,
+    thickness=r"[0-9]+(?:\.[0-9]+)?",
+
+
+def settings_of(cell_id):
+    """Every physical setting of one cell: the single dict param of its jobs."""
+    return JsonDict(cell_settings(config, cell_id, code=CODE))
+
+
+def cell_params(wildcards):
+    return settings_of(wildcards.cell)
+
+
+def cells_of_thickness(thickness, kind=None):
+    return [
+        c for c in CELLS if fmt(c.thickness) == thickness and (kind is None or c.kind == kind)
+    ]
+
+
+def showcase_cell(wildcards):
+    """The cell whose scan illustrates a thickness (Fig. 2d-e): its middle step."""
+    steps = cells_of_thickness(wildcards.thickness, "step")
+    cells = steps or cells_of_thickness(wildcards.thickness)
+    return cells[len(cells) // 2].id
+
+
+def showcase_sim(wildcards):
+    return f"{RESULTS}/sims/{showcase_cell(wildcards)}.h5"
+
+
+def drawn_structures():
+    """A few structures per kind from the first thickness, for the report."""
+    n = config["report"]["structures_per_kind"]
+    first = THICKNESSES[0]
+    chosen = []
+    for kind in ("step", "diffusion"):
+        cells = cells_of_thickness(first, kind)
+        if n and cells:
+            idx = sorted({round(i * (len(cells) - 1) / max(n - 1, 1)) for i in range(n)})
+            chosen += [cells[i].id for i in idx]
+    return JsonDict(cells=[settings_of(c) for c in chosen])
+
+
+def figure_outputs():
+    out = [f"{RESULTS}/figures/scan/t{t}.png" for t in THICKNESSES]
+    if config["report"]["structures_per_kind"]:
+        out.append(f"{RESULTS}/figures/structures.png")
+    return out
+
+
+def sim_mem_mb(wildcards):
+    """Rough peak memory of one simulate job (MB): grows with the grid and the thickness."""
+    sim = config["simulation"]
+    waves = sim["max_batch"] * sim["gpts"] ** 2 * 8 * 4
+    cell = parse_cell(wildcards.cell)
+    potential = sim["gpts"] ** 2 * 4 * cell.thickness / sim["slice_thickness"]
+    return int(1000 + (waves + potential) / 1e6)

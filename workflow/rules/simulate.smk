@@ -1,0 +1,43 @@
+# 2. Forward model: one abTEM frozen-phonon 4D-STEM simulation per cell.
+# The job's only physics input is its settings dict (one param, so any change is seen);
+# device, threads and batching are resources, so moving laptop <-> cluster reruns nothing.
+
+
+rule simulate:
+    output:
+        f"{RESULTS}/sims/{{cell}}.h5",
+    params:
+        settings=cell_params,
+    log:
+        f"{RESULTS}/logs/simulate/{{cell}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/simulate/{{cell}}.tsv"
+    threads: config["simulation"]["threads"]
+    resources:
+        mem_mb=sim_mem_mb,
+        runtime=60,
+        sim_device=config["simulation"]["device"],
+        max_batch=config["simulation"]["max_batch"],
+    conda:
+        "../../envs/interface4d.yaml"
+    shell:
+        "interface4d simulate --settings {params.settings:q} --device {resources.sim_device}"
+        " --threads {threads} --max-batch {resources.max_batch} -o {output} 2> {log}"
+
+
+rule plot_scan:
+    input:
+        showcase_sim,
+    output:
+        report(
+            f"{RESULTS}/figures/scan/t{{thickness}}.png",
+            caption="../report/scan.rst",
+            category="2. Forward model",
+            subcategory="{thickness} A",
+        ),
+    log:
+        f"{RESULTS}/logs/plot_scan/t{{thickness}}.log",
+    conda:
+        "../../envs/interface4d.yaml"
+    shell:
+        "interface4d plot-scan {input} -o {output} 2> {log}"
