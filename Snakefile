@@ -11,7 +11,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The demo campaign, unless a campaign file is given (--configfile or a profile's configfile):
+# then that file alone defines the campaign, with no demo keys merged into it.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -22,7 +26,7 @@ include: "workflow/rules/simulate.smk"
 
 
 rule all:
+    default_target: True
     input:
         simulations=expand(f"{RESULTS}/sims/{{cell}}.h5", cell=CELL_IDS),
         figures=figure_outputs(),
-    default_target: True

@@ -84,8 +84,7 @@ def cmd_simulate(args) -> int:
 def cmd_plot_structures(args) -> int:
     from interface4d.plots import plot_structures
 
-    settings = [json.loads(s) for s in args.settings]
-    plot_structures(settings, args.output)
+    plot_structures(json.loads(args.settings)["cells"], args.output)
     return 0
 
 
@@ -125,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_simulate)
 
     ps = sub.add_parser("plot-structures", help="draw structures (beam projection, side view)")
-    ps.add_argument("--settings", nargs="+", required=True, help="one JSON settings per structure")
+    ps.add_argument(
+        "--settings", required=True, help='JSON {"cells": [settings of each structure]}'
+    )
     ps.add_argument("-o", "--output", required=True)
     ps.set_defaults(func=cmd_plot_structures)
 

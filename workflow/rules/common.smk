@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from interface4d.config import ConfigError, check_physics  # noqa: E402
+from interface4d.config import validate_config  # noqa: E402
 from interface4d.grid import (  # noqa: E402
     CELL_PATTERN,
     JsonDict,
@@ -18,9 +18,10 @@ from interface4d.grid import (  # noqa: E402
     parse_cell,
 )
 
-
+# The library's check first: its messages name the key path and value (and it adds the
+# physics checks the schema cannot express); then Snakemake's own validation of the same schema.
+validate_config(config)
 validate(config, "../schemas/config.schema.yaml")
-check_physics(config)
 
 RESULTS = config["results"]
 CELLS, DUPLICATES = enumerate_cells(config)
@@ -28,8 +29,11 @@ CELL_IDS = [c.id for c in CELLS]
 THICKNESSES = [fmt(t) for t in config["grid"]["thickness"]]
 CODE = code_hash(Path(workflow.basedir) / "src" / "interface4d")
 
-for _dup in DUPLICATES:
-    logger.warning(f"grid: {_dup}")
+if DUPLICATES:
+    logger.warning(
+        f"grid: {len(DUPLICATES)} step fractions land on a depth already in the grid and are "
+        f"simulated once, e.g. {DUPLICATES[0]} (interface4d validate lists them all)"
+    )
 
 
 wildcard_constraints:
@@ -48,7 +52,9 @@ def cell_params(wildcards):
 
 def cells_of_thickness(thickness, kind=None):
     return [
-        c for c in CELLS if fmt(c.thickness) == thickness and (kind is None or c.kind == kind)
+        c
+        for c in CELLS
+        if fmt(c.thickness) == thickness and (kind is None or c.kind == kind)
     ]
 
 
@@ -71,7 +77,9 @@ def drawn_structures():
     for kind in ("step", "diffusion"):
         cells = cells_of_thickness(first, kind)
         if n and cells:
-            idx = sorted({round(i * (len(cells) - 1) / max(n - 1, 1)) for i in range(n)})
+            idx = sorted(
+                {round(i * (len(cells) - 1) / max(n - 1, 1)) for i in range(n)}
+            )
             chosen += [cells[i].id for i in idx]
     return JsonDict(cells=[settings_of(c) for c in chosen])
 

@@ -6,20 +6,20 @@
 rule simulate:
     output:
         f"{RESULTS}/sims/{{cell}}.h5",
-    params:
-        settings=cell_params,
     log:
         f"{RESULTS}/logs/simulate/{{cell}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/simulate/{{cell}}.tsv"
+    conda:
+        "../../envs/interface4d.yaml"
     threads: config["simulation"]["threads"]
     resources:
         mem_mb=sim_mem_mb,
         runtime=60,
         sim_device=config["simulation"]["device"],
         max_batch=config["simulation"]["max_batch"],
-    conda:
-        "../../envs/interface4d.yaml"
+    params:
+        settings=cell_params,
     shell:
         "interface4d simulate --settings {params.settings:q} --device {resources.sim_device}"
         " --threads {threads} --max-batch {resources.max_batch} -o {output} 2> {log}"

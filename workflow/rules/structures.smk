@@ -9,11 +9,11 @@ rule draw_structures:
             caption="../report/structures.rst",
             category="1. Structures",
         ),
-    params:
-        structures=drawn_structures(),
     log:
         f"{RESULTS}/logs/draw_structures.log",
     conda:
         "../../envs/interface4d.yaml"
+    params:
+        structures=drawn_structures(),
     shell:
         "interface4d plot-structures --settings {params.structures:q} -o {output} 2> {log}"

@@ -1,0 +1,171 @@
+"""Config validation: every kind of bad input fails with a message naming the key and value."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from interface4d.config import (
+    ConfigError,
+    load_config,
+    max_detector_angle,
+    validate_config,
+    wavelength,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bad(raw: dict, path: str, value) -> dict:
+    cfg = copy.deepcopy(raw)
+    node = cfg
+    keys = path.split(".")
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "path, value, expect",
+    [
+        ("grid.thickness", [0], "grid.thickness.0"),
+        ("grid.thickness", [-50], "grid.thickness.0"),
+        ("grid.step_fraction", [0.5, 1.2], "grid.step_fraction.1"),
+        ("grid.step_fraction", [0.0], "grid.step_fraction.0"),
+        ("grid.ti_fraction", [1.5], "grid.ti_fraction.0"),
+        ("grid.ti_fraction", [-0.1], "grid.ti_fraction.0"),
+        ("grid.seeds", [], "grid.seeds"),
+        ("grid.thickness", [], "grid.thickness"),
+        ("grid.seeds", [1, 1], "grid.seeds"),
+        ("grid.step_fraction", [0.3, 0.3], "grid.step_fraction"),
+        ("grid.seeds", [1.5], "grid.seeds.0"),
+        ("grid.thickness", ["100"], "grid.thickness.0"),
+        ("simulation.gpts", "256", "simulation.gpts"),
+        ("simulation.device", "tpu", "simulation.device"),
+        ("simulation.method", "bloch", "simulation.method"),
+        ("simulation.frobnicate", 1, "simulation"),
+        ("structure.cells_x", 2, "structure.cells_x"),
+        ("simulation.scan.gpts", [8], "simulation.scan.gpts"),
+    ],
+)
+def test_schema_errors_name_key_and_value(tiny_raw, path, value, expect):
+    with pytest.raises(ConfigError) as info:
+        validate_config(_bad(tiny_raw, path, value))
+    msg = str(info.value)
+    assert f"'{expect}'" in msg
+    if path != "simulation.frobnicate":
+        index = expect.rsplit(".", 1)[-1]
+        shown = value[int(index)] if index.isdigit() else value
+        assert f"= {shown!r}" in msg
+
+
+def test_unknown_key_is_named(tiny_raw):
+    cfg = _bad(tiny_raw, "simulation.frobnicate", 1)
+    with pytest.raises(ConfigError, match="frobnicate"):
+        validate_config(cfg)
+    cfg = copy.deepcopy(tiny_raw)
+    cfg["extra_block"] = {}
+    with pytest.raises(ConfigError, match="extra_block"):
+        validate_config(cfg)
+
+
+def test_defaults_are_filled(tiny_raw):
+    cfg = copy.deepcopy(tiny_raw)
+    del cfg["simulation"]["method"]
+    del cfg["structure"]["phonon_sigmas"]
+    out = validate_config(cfg)
+    assert out["simulation"]["method"] == "multislice"
+    assert out["structure"]["phonon_sigmas"]["O"] > 0
+    assert out["overrides"] == []
+
+
+def test_thickness_too_thin_for_step_resolution(tiny_raw):
+    # 40 A is 10 unit cells: a step at 0.04 of the thickness rounds to depth 0 (no step)
+    cfg = _bad(tiny_raw, "grid.step_fraction", [0.04, 0.5])
+    with pytest.raises(ConfigError) as info:
+        validate_config(cfg)
+    msg = str(info.value)
+    assert "grid.step_fraction" in msg and "0.04" in msg and "40" in msg and "too thin" in msg
+    cfg = _bad(tiny_raw, "grid.thickness", [4.0])
+    with pytest.raises(ConfigError, match=r"grid.thickness' = 4.0"):
+        validate_config(cfg)
+
+
+def test_two_thicknesses_on_one_cell_count(tiny_raw):
+    cfg = _bad(tiny_raw, "grid.thickness", [40, 41])
+    with pytest.raises(ConfigError, match="40 and 41 both round to 10 unit cells"):
+        validate_config(cfg)
+
+
+def test_detector_angle_beyond_sampling(tiny_raw):
+    limit = max_detector_angle(160, 6 * 3.905, wavelength(300e3))
+    assert 40 < limit < 50
+    cfg = _bad(tiny_raw, "simulation.detector_max_angle", 60.0)
+    with pytest.raises(ConfigError) as info:
+        validate_config(cfg)
+    assert "simulation.detector_max_angle' = 60.0" in str(info.value)
+    assert "gpts = 160" in str(info.value)
+
+
+def test_detector_limit_matches_abtem():
+    abtem = pytest.importorskip("abtem")
+    extent, gpts = 6 * 3.905, 160
+    probe = abtem.Probe(energy=300e3, semiangle_cutoff=20.0, extent=extent, gpts=gpts)
+    assert max_detector_angle(gpts, extent, wavelength(300e3)) == pytest.approx(
+        probe.cutoff_angles[0], rel=1e-6
+    )
+
+
+def test_interface_layer_leaves_no_film(tiny_raw):
+    cfg = _bad(tiny_raw, "structure.interface_layer", 5)
+    with pytest.raises(ConfigError, match="structure.interface_layer' = 5"):
+        validate_config(cfg)
+
+
+def test_scan_window_outside_cell(tiny_raw):
+    cfg = _bad(tiny_raw, "simulation.scan.window_x", [-2.0, 40.0])
+    with pytest.raises(ConfigError, match="simulation.scan.window_x"):
+        validate_config(cfg)
+
+
+def test_overrides_checked_as_merged_config(tiny_raw):
+    cfg = _bad(tiny_raw, "overrides", [{"cells": "t99/*", "simulation": {"num_configs": 3}}])
+    with pytest.raises(ConfigError, match="overrides.0.cells' = 't99/\\*': matches no cell"):
+        validate_config(cfg)
+    cfg = _bad(tiny_raw, "overrides", [{"cells": "t60/*", "simulation": {"gpts": 64}}])
+    with pytest.raises(ConfigError, match="overrides.0.*detector_max_angle"):
+        validate_config(cfg)
+    cfg = _bad(tiny_raw, "overrides", [{"cells": "t60/*", "simulation": {"device": "gpu"}}])
+    with pytest.raises(ConfigError, match="overrides.0.simulation"):
+        validate_config(cfg)
+
+
+def test_load_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("grid: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_shipped_configs_are_valid():
+    for path in (ROOT / "config.yaml", ROOT / "tests/configs/tiny.yaml"):
+        load_config(path)
+
+
+def test_cli_validate_reports_key(tmp_path, tiny_raw):
+    bad = _bad(tiny_raw, "simulation.energy", "300 kV")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    proc = subprocess.run(
+        [sys.executable, "-m", "interface4d", "validate", str(tmp_path / "bad.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "simulation.energy' = '300 kV'" in proc.stderr

@@ -1,0 +1,221 @@
+"""Real Snakemake runs of the tiny campaign in a temp copy: outputs, rerun rules, kills.
+
+The promise: a config change reruns only the cells whose settings changed (plus what aggregates
+them); adding a grid value adds only new cells; a global physics change reruns every cell;
+execution settings and a fresh clone (new mtimes) rerun nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+import yaml
+
+from .helpers import BIN, env, planned, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+COPY = ("Snakefile", "workflow", "profiles", "envs", "src", "config.yaml", "pyproject.toml")
+
+
+def copy_workflow(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(
+                src, dest / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(src, dest / name)
+    shutil.copy2(ROOT / "tests/configs/tiny.yaml", dest / "tiny.yaml")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory) -> Path:
+    """The tiny campaign, run once to completion."""
+    wd = copy_workflow(tmp_path_factory.mktemp("campaign"))
+    snakemake(wd, "--configfile", "tiny.yaml")
+    return wd
+
+
+def tiny() -> dict:
+    return yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+
+
+def sims(jobs: dict) -> set[str]:
+    return {out for out, (rule, _) in jobs.items() if rule == "simulate"}
+
+
+ALL_SIMS = {
+    f"results/sims/{c}.h5"
+    for c in (
+        "t40/step-d3", "t40/step-d7", "t40/diffusion-ti0.2-s1", "t40/diffusion-ti0.5-s1",
+        "t60/step-d5", "t60/step-d11", "t60/diffusion-ti0.2-s1", "t60/diffusion-ti0.5-s1",
+    )
+}
+
+
+def test_run_writes_every_output(done):
+    for sim in ALL_SIMS:
+        with h5py.File(done / sim) as fh:
+            assert fh.attrs["complete"] and fh["cbed"].ndim == 4
+        cell = sim[len("results/sims/") : -3]
+        assert (done / f"results/logs/simulate/{cell}.log").stat().st_size > 0
+        assert (done / f"results/benchmarks/simulate/{cell}.tsv").exists()
+    assert (done / "results/figures/structures.png").stat().st_size > 10_000
+    for t in ("40", "60"):
+        assert (done / f"results/figures/scan/t{t}.png").stat().st_size > 10_000
+    assert not list((done / "results").rglob("*.part-*"))
+
+
+def test_nothing_to_do_after_run(done):
+    assert planned(done, "--configfile", "tiny.yaml") == {}
+
+
+def test_fresh_clone_reruns_nothing(done, tmp_path):
+    """New mtimes on every workflow and library file (what a git clone gives) rerun nothing."""
+    clone = copy_workflow(tmp_path / "clone")
+    shutil.copytree(done / "results", clone / "results")
+    shutil.copytree(done / ".snakemake", clone / ".snakemake")
+    later = time.time() + 60
+    for path in clone.rglob("*"):
+        if "results" not in path.parts and ".snakemake" not in path.parts:
+            os.utime(path, (later, later), follow_symlinks=False)
+    assert planned(clone, "--configfile", "tiny.yaml") == {}
+
+
+def test_override_reruns_only_that_cell(done):
+    cfg = tiny()
+    cfg["overrides"] = [{"cells": "t60/step-d5", "simulation": {"num_configs": 3}}]
+    write_config(done / "override.yaml", cfg)
+    jobs = planned(done, "--configfile", "override.yaml")
+    assert sims(jobs) == {"results/sims/t60/step-d5.h5"}
+    assert "Params have changed" in jobs["results/sims/t60/step-d5.h5"][1]
+    assert {rule for rule, _ in jobs.values()} <= {"simulate", "plot_scan", "all"}
+    summary = snakemake(done, "--summary", "--configfile", "override.yaml").stdout
+    changed = [line for line in summary.splitlines() if "params changed" in line.lower()]
+    assert len(changed) == 1 and "t60/step-d5.h5" in changed[0]
+
+
+def test_adding_grid_values_adds_only_new_cells(done):
+    cfg = tiny()
+    cfg["grid"]["seeds"] = [1, 2]
+    cfg["grid"]["step_fraction"] = [0.3, 0.7, 0.5]
+    write_config(done / "more.yaml", cfg)
+    jobs = planned(done, "--configfile", "more.yaml")
+    new = {
+        "results/sims/t40/diffusion-ti0.2-s2.h5", "results/sims/t40/diffusion-ti0.5-s2.h5",
+        "results/sims/t60/diffusion-ti0.2-s2.h5", "results/sims/t60/diffusion-ti0.5-s2.h5",
+        "results/sims/t40/step-d5.h5", "results/sims/t60/step-d8.h5",
+    }
+    assert sims(jobs) == new
+    assert all("Missing output" in jobs[s][1] for s in new)
+
+
+def test_equivalent_spelling_reruns_nothing(done):
+    cfg = tiny()
+    cfg["grid"]["thickness"] = [40.0, 60.000]
+    cfg["grid"]["ti_fraction"] = [0.20, 0.50]
+    write_config(done / "spelling.yaml", cfg)
+    assert planned(done, "--configfile", "spelling.yaml") == {}
+
+
+def test_global_physics_change_reruns_every_cell(done):
+    cfg = tiny()
+    cfg["simulation"]["energy"] = 200000
+    write_config(done / "energy.yaml", cfg)
+    jobs = planned(done, "--configfile", "energy.yaml")
+    assert sims(jobs) == ALL_SIMS
+    assert all("Params have changed" in jobs[s][1] for s in ALL_SIMS)
+
+
+def test_execution_settings_rerun_nothing(done):
+    cfg = tiny()
+    cfg["simulation"].update(device="gpu", threads=2, max_batch=4)
+    cfg["report"] = {"structures_per_kind": 1}
+    write_config(done / "exec.yaml", cfg)
+    assert planned(done, "--configfile", "exec.yaml") == {}
+
+
+def test_library_edit_reruns_cells(done, tmp_path):
+    clone = copy_workflow(tmp_path / "edited")
+    shutil.copytree(done / "results", clone / "results")
+    shutil.copytree(done / ".snakemake", clone / ".snakemake")
+    with open(clone / "src/interface4d/structures.py", "a") as fh:
+        fh.write("\n# an edit to the physics code\n")
+    jobs = planned(clone, "--configfile", "tiny.yaml")
+    assert sims(jobs) == ALL_SIMS
+
+
+def test_bad_config_fails_before_any_job(done, tmp_path):
+    cfg = tiny()
+    cfg["grid"]["ti_fraction"] = [0.2, 1.5]
+    write_config(done / "bad.yaml", cfg)
+    before = {p: p.stat().st_mtime for p in (done / "results/sims").rglob("*.h5")}
+    proc = snakemake(done, "--configfile", "bad.yaml", check=False)
+    assert proc.returncode != 0
+    assert "grid.ti_fraction.1' = 1.5" in proc.stdout + proc.stderr
+    after = {p: p.stat().st_mtime for p in (done / "results/sims").rglob("*.h5")}
+    assert before == after
+
+
+def test_killed_campaign_leaves_no_partial_h5_and_rerun_finishes_only_missing(tmp_path):
+    wd = copy_workflow(tmp_path / "killed")
+    cfg = tiny()
+    cfg["grid"]["thickness"] = [60]
+    cfg["simulation"]["scan"]["gpts"] = [16, 4]  # a few seconds per cell
+    write_config(wd / "kill.yaml", cfg)
+    proc = subprocess.Popen(
+        [str(BIN / "snakemake"), "--cores", "1", "--configfile", "kill.yaml", "--until",
+         "simulate"],
+        cwd=wd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    sims_dir = wd / "results/sims/t60"
+    deadline = time.time() + 240
+    try:
+        # wait until one cell is done and the next one is mid-write
+        while time.time() < deadline:
+            done_h5 = list(sims_dir.glob("*.h5")) if sims_dir.exists() else []
+            parts = list(sims_dir.glob("*.part-*")) if sims_dir.exists() else []
+            if done_h5 and parts:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("never saw a finished cell and a cell being written")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finished = {p.name for p in sims_dir.glob("*.h5")}
+    for p in sims_dir.glob("*.h5"):
+        with h5py.File(p) as fh:
+            assert fh.attrs["complete"]
+    killed = {p.name.split(".part-")[0] for p in sims_dir.glob("*.part-*")}
+    assert killed and not killed & finished
+    jobs = planned(wd, "--configfile", "kill.yaml", "--until", "simulate")
+    assert {Path(s).name for s in sims(jobs)} == {
+        "step-d5.h5", "step-d11.h5", "diffusion-ti0.2-s1.h5", "diffusion-ti0.5-s1.h5"
+    } - finished
+    snakemake(wd, "--configfile", "kill.yaml", "--until", "simulate")
+    assert len(list(sims_dir.glob("*.h5"))) == 4
+    assert not list(sims_dir.glob("*.part-*"))
+
+
+def test_paper_scale_campaign_plans_over_14000_cells(tmp_path):
+    wd = copy_workflow(tmp_path / "paper")
+    proc = snakemake(wd, "-n", "--profile", "profiles/summit", "--until", "simulate",
+                     "--quiet", "rules", timeout=300)
+    out = proc.stdout + proc.stderr
+    row = next(line for line in out.splitlines() if line.startswith("simulate "))
+    assert int(row.split()[1]) >= 14000
