@@ -18,6 +18,9 @@ if not workflow.config_settings.configfiles:
     configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 # 1. structures: LAO/STO cross-sections, buried step or Ti/Al intermixing (ASE)
 include: "workflow/rules/structures.smk"

@@ -34,7 +34,15 @@ def tiny_config(tiny_raw) -> dict:
 @pytest.fixture
 def workdir(tmp_path) -> Path:
     """A temp copy of the workflow (Snakefile, rules, schemas, report captions, profiles)."""
-    for name in ("Snakefile", "workflow", "profiles", "envs", "src", "config.yaml", "pyproject.toml"):
+    for name in (
+        "Snakefile",
+        "workflow",
+        "profiles",
+        "envs",
+        "src",
+        "config.yaml",
+        "pyproject.toml",
+    ):
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, tmp_path / name, symlinks=True)

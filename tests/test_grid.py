@@ -21,8 +21,17 @@ from interface4d.grid import (
 
 @pytest.mark.parametrize(
     "value, text",
-    [(0.3, "0.3"), (0.30, "0.3"), (0.300, "0.3"), (100, "100"), (100.0, "100"), (0.05, "0.05"),
-     (1.0, "1"), (150.5, "150.5"), (0.1234567, "0.123457")],
+    [
+        (0.3, "0.3"),
+        (0.30, "0.3"),
+        (0.300, "0.3"),
+        (100, "100"),
+        (100.0, "100"),
+        (0.05, "0.05"),
+        (1.0, "1"),
+        (150.5, "150.5"),
+        (0.1234567, "0.123457"),
+    ],
 )
 def test_canonical_numbers(value, text):
     assert fmt(value) == text
@@ -74,9 +83,10 @@ def test_settings_hold_everything_and_only_physics(tiny_config):
     assert list(s) == sorted(s)
     d = cell_settings(tiny_config, "t60/diffusion-ti0.2-s1")
     assert d["ti_fraction"] == 0.2 and d["seed"] == 1
-    assert d["structure_seed"] != cell_settings(tiny_config, "t60/diffusion-ti0.5-s1")[
-        "structure_seed"
-    ]
+    assert (
+        d["structure_seed"]
+        != cell_settings(tiny_config, "t60/diffusion-ti0.5-s1")["structure_seed"]
+    )
 
 
 def test_settings_are_deterministic_and_seeded_by_id(tiny_config):

@@ -46,7 +46,9 @@ def cmd_validate(args) -> int:
     kinds: dict[str, int] = {}
     for c in cells:
         kinds[c.kind] = kinds.get(c.kind, 0) + 1
-    print(f"{args.config}: valid; {len(cells)} cells ({', '.join(f'{v} {k}' for k, v in kinds.items())})")
+    print(
+        f"{args.config}: valid; {len(cells)} cells ({', '.join(f'{v} {k}' for k, v in kinds.items())})"
+    )
     if args.list:
         for c in cells:
             print(c.id)

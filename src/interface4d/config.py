@@ -82,11 +82,11 @@ def validate_schema(config: dict[str, Any]) -> dict[str, Any]:
         for err in errors:
             if err.validator == "additionalProperties":
                 allowed = sorted(err.schema.get("properties", {}))
-                lines.append(f"config key '{_key_path(err)}': {err.message}; allowed keys: {allowed}")
-            else:
                 lines.append(
-                    f"config key '{_key_path(err)}' = {err.instance!r}: {err.message}"
+                    f"config key '{_key_path(err)}': {err.message}; allowed keys: {allowed}"
                 )
+            else:
+                lines.append(f"config key '{_key_path(err)}' = {err.instance!r}: {err.message}")
         raise ConfigError("invalid campaign config:\n  " + "\n  ".join(lines))
     return config
 

@@ -24,9 +24,7 @@ from typing import Any
 
 KINDS = ("step", "diffusion", "flat")
 NUMBER = r"[0-9]+(?:\.[0-9]+)?"
-CELL_PATTERN = (
-    rf"t{NUMBER}/(?:step-d[0-9]+|diffusion-ti{NUMBER}-s[0-9]+|flat)"
-)
+CELL_PATTERN = rf"t{NUMBER}/(?:step-d[0-9]+|diffusion-ti{NUMBER}-s[0-9]+|flat)"
 _CELL_RE = re.compile(
     rf"^t(?P<thickness>{NUMBER})/(?:step-d(?P<depth>[0-9]+)"
     rf"|diffusion-ti(?P<ti>{NUMBER})-s(?P<seed>[0-9]+)|(?P<flat>flat))$"
@@ -178,9 +176,7 @@ def cell_settings(config: Mapping[str, Any], cell: Cell | str, code: str | None 
     a = st["lattice_constant"]
     nz = nz_for_thickness(cell.thickness, a)
     sim = {
-        k: v
-        for k, v in config["simulation"].items()
-        if k not in ("device", "threads", "max_batch")
+        k: v for k, v in config["simulation"].items() if k not in ("device", "threads", "max_batch")
     }
     if sim.get("method") != "prism":
         sim.pop("prism_interpolation", None)

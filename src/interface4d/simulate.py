@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import socket
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +121,11 @@ def build_measurement(settings: Mapping[str, Any], atoms, max_batch: int):
 
 
 def run(
-    settings: Mapping[str, Any], atoms=None, device: str = "cpu", threads: int = 1, max_batch: int = 48
+    settings: Mapping[str, Any],
+    atoms=None,
+    device: str = "cpu",
+    threads: int = 1,
+    max_batch: int = 48,
 ) -> Simulation:
     """Simulate one cell and return the result in memory (float32 NumPy, whatever the device)."""
     t0 = time.perf_counter()
@@ -151,7 +154,9 @@ def run(
         scan_y=y0 + np.arange(ny) * (y1 - y0) / ny,
         angular_sampling=tuple(float(s) for s in measurement.angular_sampling),
         reciprocal_sampling=tuple(float(s) for s in measurement.sampling),
-        real_sampling=tuple(float(e / settings["simulation"]["gpts"]) for e in atoms.cell.lengths()[:2]),
+        real_sampling=tuple(
+            float(e / settings["simulation"]["gpts"]) for e in atoms.cell.lengths()[:2]
+        ),
         timings={"build_s": t_build, "simulate_s": t_sim},
         device=device,
     )
@@ -227,7 +232,7 @@ def simulate_cell(
             "threads": threads,
             "max_batch": max_batch,
             "host": socket.gethostname(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_s": result.timings["build_s"],
             "simulate_s": result.timings["simulate_s"],
         }
@@ -265,5 +270,3 @@ def settings_from_json(text: str) -> dict[str, Any]:
         if key not in settings:
             raise ValueError(f"cell settings lack the key {key!r}")
     return settings
-
-

@@ -130,7 +130,9 @@ def build(
     return atoms
 
 
-def first_alo2_sites(symbols: np.ndarray, positions: np.ndarray, layer: int, a: float) -> np.ndarray:
+def first_alo2_sites(
+    symbols: np.ndarray, positions: np.ndarray, layer: int, a: float
+) -> np.ndarray:
     """Indices of the Al in the first AlO2 plane above a flat interface at ``layer``."""
     x_plane = 2 * layer * a / 2 + a / 4
     return np.flatnonzero((symbols == "Al") & np.isclose(positions[:, 0], x_plane))
