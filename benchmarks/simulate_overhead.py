@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.helpers import copy_workflow  # noqa: E402
+
 BIN = Path(sys.executable).parent
 
 BARE = r"""
@@ -49,7 +52,9 @@ np.save(sys.argv[3], m.array)
 
 def timed(cmd: list[str], **kw) -> float:
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, **kw)
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if proc.returncode:
+        sys.exit(f"{cmd[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return time.perf_counter() - t
 
 
@@ -106,12 +111,10 @@ def main() -> None:
         cells = [c.id for c in enumerate_cells(config)[0] if c.id.startswith(t_str + "/")]
         cells = cells[: args.snakemake_cells]
         wd = tmp / "wf"
-        for name in ("Snakefile", "workflow", "profiles", "envs", "src"):
-            shutil.copytree(ROOT / name, wd / name, symlinks=True)
-        shutil.copy(args.config, wd / "campaign.yaml")
+        copy_workflow(wd, Path(args.config))
         targets = [f"results/sims/{c}.h5" for c in cells]
         smk = timed(
-            [str(BIN / "snakemake"), "--cores", "1", "--configfile", "campaign.yaml", *targets],
+            [str(BIN / "snakemake"), *targets, "--cores", "1", "--configfile", "campaign.yaml"],
             cwd=wd,
             env=env,
         ) / len(cells)

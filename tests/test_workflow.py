@@ -18,26 +18,18 @@ import h5py
 import pytest
 import yaml
 
-from .helpers import BIN, env, planned, snakemake, write_config
+from . import helpers
+from .helpers import BIN, ROOT, env, planned, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-COPY = ("Snakefile", "workflow", "profiles", "envs", "src", "config.yaml", "pyproject.toml")
+TINY = ROOT / "tests/configs/tiny.yaml"
 
 
 def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(
-                src, dest / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        else:
-            shutil.copy2(src, dest / name)
-    shutil.copy2(ROOT / "tests/configs/tiny.yaml", dest / "tiny.yaml")
-    return dest
+    wd = helpers.copy_workflow(dest)
+    shutil.copy2(TINY, wd / "tiny.yaml")
+    return wd
 
 
 @pytest.fixture(scope="module")
