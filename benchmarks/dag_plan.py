@@ -49,7 +49,7 @@ def main() -> None:
     jobs = int(next(r.split()[1] for r in out.splitlines() if r.startswith("simulate ")))
     submissions = len(re.findall(r"Group job sim ", out))  # one per grouped submission
     print(
-        f"{'profile':>16} {'simulate jobs':>14} {'plan -q (s)':>12} {'plan+stats (s)':>15} "
+        f"{'profile':>16} {'simulate jobs':>14} {'plan -q (s)':>12} {'plan+print (s)':>15} "
         f"{'peak MB':>8} {'submissions':>12}"
     )
     submissions = -(-jobs // 100)  # group-components sim=100 in the profile
