@@ -33,8 +33,6 @@ def main() -> None:
         args.profile,
         "--until",
         "simulate",
-        "--quiet",
-        "rules",
     ]
     t = time.perf_counter()
     quiet = subprocess.run(cmd + ["-q"], cwd=ROOT, capture_output=True, text=True)
@@ -52,7 +50,6 @@ def main() -> None:
         f"{'profile':>16} {'simulate jobs':>14} {'plan -q (s)':>12} {'plan+print (s)':>15} "
         f"{'peak MB':>8} {'submissions':>12}"
     )
-    submissions = -(-jobs // 100)  # group-components sim=100 in the profile
     print(
         f"{args.profile:>16} {jobs:>14} {t_quiet:12.1f} {t_stats:15.1f} {peak_mb:8.0f} "
         f"{submissions:>12}"
