@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "need Python 3.11, found " + sys.version' \
 		|| { echo "set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip 'setuptools>=69,<81' wheel
+	$(PY) -m pip install -q --upgrade pip 'setuptools>=77,<81' wheel
 	$(PY) -m pip install -q -e '.[dev]'
 	# Horovod: a source build against the installed TensorFlow (needs cmake<4, no isolation).
 	$(PY) -c 'import horovod.tensorflow' 2>/dev/null \

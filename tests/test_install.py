@@ -89,3 +89,16 @@ def test_simulation_never_imports_tensorflow():
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_second_install_is_a_no_op():
+    """`make test` installed first; asking again must find nothing to do (no rebuild)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None or not (ROOT / ".venv").exists():
+        import pytest
+
+        pytest.skip("not run through the Makefile")
+    proc = subprocess.run(["make", "-q", "install"], cwd=ROOT)
+    assert proc.returncode == 0
