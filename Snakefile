@@ -28,6 +28,13 @@ include: "workflow/rules/structures.smk"
 include: "workflow/rules/simulate.smk"
 
 
+# Light rules that run on the submit host, not as cluster jobs.
+localrules:
+    all,
+    draw_structures,
+    plot_scan,
+
+
 rule all:
     default_target: True
     input:

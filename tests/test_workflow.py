@@ -170,23 +170,16 @@ def test_bad_config_fails_before_any_job(done, tmp_path):
     assert before == after
 
 
-def test_job_killed_mid_write_leaves_no_h5_and_rerun_recomputes_only_it(tmp_path):
-    """SIGKILL one simulate job while its file is open (the .part-<pid> names the writer)."""
-    wd = copy_workflow(tmp_path / "killed")
+def start_killable_campaign(dest: Path) -> tuple[Path, subprocess.Popen]:
+    """Four t60 cells of a few seconds each, one at a time, in their own process group."""
+    wd = copy_workflow(dest)
     cfg = tiny()
     cfg["grid"]["thickness"] = [60]
-    cfg["simulation"]["scan"]["gpts"] = [16, 4]  # a few seconds per cell
+    cfg["simulation"]["scan"]["gpts"] = [16, 4]
     write_config(wd / "kill.yaml", cfg)
+    cmd = ["--cores", "1", "--configfile", "kill.yaml", "--until", "simulate"]
     proc = subprocess.Popen(
-        [
-            str(BIN / "snakemake"),
-            "--cores",
-            "1",
-            "--configfile",
-            "kill.yaml",
-            "--until",
-            "simulate",
-        ],
+        [str(BIN / "snakemake"), *cmd],
         cwd=wd,
         env=env(),
         stdout=subprocess.PIPE,
@@ -194,6 +187,12 @@ def test_job_killed_mid_write_leaves_no_h5_and_rerun_recomputes_only_it(tmp_path
         text=True,
         start_new_session=True,
     )
+    return wd, proc
+
+
+def test_job_killed_mid_write_leaves_no_h5_and_rerun_recomputes_only_it(tmp_path):
+    """SIGKILL one simulate job while its file is open (the .part-<pid> names the writer)."""
+    wd, proc = start_killable_campaign(tmp_path / "killed")
     sims_dir = wd / "results/sims/t60"
     deadline = time.time() + 240
     victim = None
@@ -226,27 +225,7 @@ def test_job_killed_mid_write_leaves_no_h5_and_rerun_recomputes_only_it(tmp_path
 
 def test_workflow_killed_whole_then_unlocked_resumes(tmp_path):
     """Kill Snakemake itself mid-campaign: after --unlock only the unfinished cells run."""
-    wd = copy_workflow(tmp_path / "killed_all")
-    cfg = tiny()
-    cfg["grid"]["thickness"] = [60]
-    cfg["simulation"]["scan"]["gpts"] = [16, 4]
-    write_config(wd / "kill.yaml", cfg)
-    proc = subprocess.Popen(
-        [
-            str(BIN / "snakemake"),
-            "--cores",
-            "1",
-            "--configfile",
-            "kill.yaml",
-            "--until",
-            "simulate",
-        ],
-        cwd=wd,
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    wd, proc = start_killable_campaign(tmp_path / "killed_all")
     sims_dir = wd / "results/sims/t60"
     deadline = time.time() + 240
     try:
@@ -262,7 +241,7 @@ def test_workflow_killed_whole_then_unlocked_resumes(tmp_path):
             pytest.fail("never saw a finished cell and a cell being written")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.communicate()
     finished = {p.name for p in sims_dir.glob("*.h5")}
     assert 1 <= len(finished) < 4
     snakemake(wd, "--unlock", "--configfile", "kill.yaml")
