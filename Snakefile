@@ -26,6 +26,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/structures.smk"
 # 2. forward model: frozen-phonon multislice 4D-STEM per cell (abTEM)
 include: "workflow/rules/simulate.smk"
+# 3. descriptors: cropped CBED line stacks and unit-cell averages, split by structure
+include: "workflow/rules/reduce.smk"
 
 
 # Light rules that run on the submit host, not as cluster jobs.
@@ -40,3 +42,4 @@ rule all:
     input:
         simulations=expand(f"{RESULTS}/sims/{{cell}}.h5", cell=CELL_IDS),
         figures=figure_outputs(),
+        datasets=dataset_outputs(),

@@ -92,14 +92,26 @@ def test_fresh_clone_reruns_nothing(done, tmp_path):
     assert planned(clone, "--configfile", "tiny.yaml") == {}
 
 
-def test_override_reruns_only_that_cell(done):
+def test_override_reruns_only_that_cell_and_what_aggregates_it(done):
+    """One cell's settings change: its simulation and reduction, the gathers that hold it and
+    the networks trained on them rerun; nothing else."""
     cfg = tiny()
     cfg["overrides"] = [{"cells": "t60/step-d5", "simulation": {"num_configs": 3}}]
     write_config(done / "override.yaml", cfg)
     jobs = planned(done, "--configfile", "override.yaml")
     assert sims(jobs) == {"results/sims/t60/step-d5.h5"}
     assert "Params have changed" in jobs["results/sims/t60/step-d5.h5"][1]
-    assert {rule for rule, _ in jobs.values()} <= {"simulate", "plot_scan", "all"}
+    by_rule: dict[str, set[str]] = {}
+    for out, (rule, _) in jobs.items():
+        by_rule.setdefault(rule, set()).add(out)
+    assert by_rule.pop("reduce") == {"results/reduced/t60/step-d5.h5"}
+    assert by_rule.pop("gather_classify") == {"results/datasets/classify.h5"}
+    assert by_rule.pop("gather_regress") == {"results/datasets/regress_t60.h5"}
+    for rule, outs in by_rule.items():
+        assert rule in {"simulate", "all", "train_classifier", "train_regressor"}, (rule, outs)
+    assert by_rule.get("train_regressor", {"results/models/regressor_t60.keras"}) == {
+        "results/models/regressor_t60.keras"
+    }
     summary = snakemake(done, "--summary", "--configfile", "override.yaml").stdout
     changed = [line for line in summary.splitlines() if "params changed" in line.lower()]
     assert len(changed) == 1 and "t60/step-d5.h5" in changed[0]

@@ -83,6 +83,44 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_reduce(args) -> int:
+    from interface4d.reduce import reduce_cell
+
+    _setup_logging()
+    spec = json.loads(args.reduction)
+    reduce_cell(args.input, args.output, spec.get("reduction", spec))
+    return 0
+
+
+def gathered_paths(spec: dict, reduced_dir: str, task: str) -> list[Path]:
+    """The reduced files a dataset gathers: the grid's step/diffusion cells (one thickness for
+    regression), in the grid's order."""
+    from interface4d.grid import cells_of_canonical, fmt
+
+    cells = cells_of_canonical(spec["grid"])
+    if task == "classify":
+        chosen = [c for c in cells if c.kind in ("step", "diffusion")]
+    else:
+        chosen = [
+            c for c in cells if c.kind == "step" and fmt(c.thickness) == fmt(spec["thickness"])
+        ]
+    return [Path(reduced_dir) / f"{c.id}.h5" for c in chosen]
+
+
+def cmd_gather(args) -> int:
+    from interface4d.datasets import gather_classify, gather_regress
+
+    _setup_logging()
+    spec = json.loads(args.spec)
+    paths = gathered_paths(spec, args.reduced_dir, args.task)
+    if args.task == "classify":
+        gather_classify(paths, args.output, args.manifest, spec["reduction"])
+    else:
+        gather_regress(paths, spec["thickness"], args.output, args.manifest, spec["reduction"])
+    print(f"{args.task}: {len(paths)} cells -> {args.output}", file=sys.stderr)
+    return 0
+
+
 def cmd_plot_structures(args) -> int:
     from interface4d.plots import plot_structures
 
@@ -124,6 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--max-batch", type=int, default=48)
     m.add_argument("-v", "--verbose", action="store_true")
     m.set_defaults(func=cmd_simulate)
+
+    r = sub.add_parser("reduce", help="crop, band and cut one simulated cell into examples")
+    r.add_argument("input")
+    r.add_argument("-o", "--output", required=True)
+    r.add_argument("--reduction", required=True, help="the reduction block as JSON")
+    r.set_defaults(func=cmd_reduce)
+
+    g = sub.add_parser("gather", help="gather reduced cells into a split dataset")
+    g.add_argument("task", choices=["classify", "regress"])
+    g.add_argument("--spec", required=True, help="JSON: grid, structure, reduction, thickness")
+    g.add_argument("--reduced-dir", required=True)
+    g.add_argument("-o", "--output", required=True)
+    g.add_argument("--manifest", required=True)
+    g.set_defaults(func=cmd_gather)
 
     ps = sub.add_parser("plot-structures", help="draw structures (beam projection, side view)")
     ps.add_argument(

@@ -128,16 +128,52 @@ def enumerate_cells(config: Mapping[str, Any]) -> tuple[list[Cell], list[Duplica
     return cells, duplicates
 
 
+def canonical_grid(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The grid as the set of cells it makes, in a canonical form: equal for configs that make
+    the same cells (0.3 vs 0.30, two fractions on one depth, reordered lists), small at 14,000
+    cells (diffusion stays a product). :func:`cells_of_canonical` turns it back into cells."""
+    cells, _ = enumerate_cells(config)
+    grid = config["grid"]
+    return {
+        "thickness": sorted({fmt(t) for t in grid["thickness"]}, key=float),
+        "step_depths": {
+            fmt(t): sorted(c.depth for c in cells if c.kind == "step" and c.thickness == t)
+            for t in grid["thickness"]
+        },
+        "ti_fraction": sorted({fmt(f) for f in grid["ti_fraction"]}, key=float),
+        "seeds": sorted(set(grid["seeds"])),
+    }
+
+
+def cells_of_canonical(grid: Mapping[str, Any]) -> list[Cell]:
+    out: list[Cell] = []
+    for t in grid["thickness"]:
+        out += [Cell("step", float(t), depth=d) for d in grid["step_depths"][t]]
+        out += [
+            Cell("diffusion", float(t), ti_fraction=float(f), seed=int(s))
+            for f in grid["ti_fraction"]
+            for s in grid["seeds"]
+        ]
+    return out
+
+
 def report_duplicates(duplicates: Iterable[Duplicate]) -> None:
     for d in duplicates:
         warnings.warn(str(d), stacklevel=2)
 
 
-def code_hash(package_dir: str | Path | None = None) -> str:
-    """Hash of the physics modules' source (content, not mtime)."""
+REDUCE_MODULES = ("reduce.py", "h5io.py")
+GATHER_MODULES = ("datasets.py", "reduce.py", "h5io.py")
+TRAIN_MODULES = ("datasets.py", "model.py", "augment.py", "train.py")
+
+
+def code_hash(
+    package_dir: str | Path | None = None, modules: Iterable[str] = PHYSICS_MODULES
+) -> str:
+    """Hash of the source of ``modules`` (content, not mtime): a job's code dependency."""
     root = Path(package_dir) if package_dir else Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for name in PHYSICS_MODULES:
+    for name in modules:
         h.update(name.encode())
         h.update((root / name).read_bytes())
     return h.hexdigest()[:16]

@@ -10,7 +10,11 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from interface4d.config import validate_config  # noqa: E402
 from interface4d.grid import (  # noqa: E402
     CELL_PATTERN,
+    GATHER_MODULES,
+    REDUCE_MODULES,
+    TRAIN_MODULES,
     JsonDict,
+    canonical_grid,
     cell_settings,
     code_hash,
     enumerate_cells,
@@ -26,8 +30,15 @@ validate(config, "../schemas/config.schema.yaml")
 RESULTS = config["results"]
 CELLS, DUPLICATES = enumerate_cells(config)
 CELL_IDS = [c.id for c in CELLS]
+CANONICAL_GRID = canonical_grid(config)
 THICKNESSES = [fmt(t) for t in config["grid"]["thickness"]]
-CODE = code_hash(Path(workflow.basedir) / "src" / "interface4d")
+PACKAGE = Path(workflow.basedir) / "src" / "interface4d"
+CODE = code_hash(PACKAGE)
+REDUCE_CODE = code_hash(PACKAGE, REDUCE_MODULES)
+GATHER_CODE = code_hash(PACKAGE, GATHER_MODULES)
+# TRAIN_CODE: added with the training rules
+SPLIT_KEYS = ("val_fraction", "split", "split_seed")
+LEARNED_KINDS = ("step", "diffusion")
 
 if DUPLICATES:
     logger.warning(
@@ -84,6 +95,16 @@ def drawn_structures():
     return JsonDict(cells=[settings_of(c) for c in chosen])
 
 
+def dataset_outputs():
+    out = [f"{RESULTS}/datasets/classify.h5"]
+    out += [
+        f"{RESULTS}/datasets/regress_t{t}.h5"
+        for t in THICKNESSES
+        if cells_of_thickness(t, "step")
+    ]
+    return out
+
+
 def figure_outputs():
     out = [f"{RESULTS}/figures/scan/t{t}.png" for t in THICKNESSES]
     if config["report"]["structures_per_kind"]:
@@ -98,3 +119,46 @@ def sim_mem_mb(wildcards):
     cell = parse_cell(wildcards.cell)
     potential = sim["gpts"] ** 2 * 4 * cell.thickness / sim["slice_thickness"]
     return int(1000 + (waves + potential) / 1e6)
+
+
+def reduced(cells):
+    return [f"{RESULTS}/reduced/{c.id}.h5" for c in cells]
+
+
+def reduction_params(wildcards):
+    """What a cell's reduction depends on (not the split: that is the gathers' business)."""
+    red = {k: v for k, v in config["reduction"].items() if k not in SPLIT_KEYS}
+    return JsonDict(reduction=red, code=REDUCE_CODE)
+
+
+def gather_params(thickness=None):
+    """The cells a dataset gathers (grid and geometry) and its split protocol."""
+    spec = {
+        "grid": CANONICAL_GRID,
+        "reduction": config["reduction"],
+        "thickness": thickness,
+        "code": GATHER_CODE,
+    }
+    return JsonDict(spec)
+
+
+def classify_inputs(wildcards):
+    return reduced([c for c in CELLS if c.kind in LEARNED_KINDS])
+
+
+def regress_inputs(wildcards):
+    return reduced(cells_of_thickness(wildcards.thickness, "step"))
+
+
+def training_params(task):
+    cfg = config["training"]
+    return JsonDict(
+        {k: v for k, v in cfg.items() if k not in ("classifier", "regressor")}
+        | {"optimiser": cfg[task], "code": TRAIN_CODE}
+    )
+
+
+def launcher(wildcards, threads):
+    """How a training job starts its Horovod ranks: horovodrun here; profiles set jsrun/srun."""
+    ranks = config["training"]["ranks"]
+    return f"horovodrun -np {ranks} -H localhost:{ranks} --gloo" if ranks > 1 else ""

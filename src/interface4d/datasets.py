@@ -1,0 +1,476 @@
+"""Training sets gathered from reduced cells, the train/validation split, and a batch reader.
+
+Two tasks (Oxley et al. 2020):
+
+* classify (:func:`gather_classify`): every step (class 0) and diffusion (class 1) cell of all
+  thicknesses; each scan column along y of a cell (a line of patterns across the interface,
+  ``(nx, k, k)``) is one example;
+* regress (:func:`gather_regress`): the step cells of one thickness; the example is the
+  unit-cell average ``(nx, k, k)``, the target the step fraction ``depth / nz``.
+
+The split (:func:`assign_split`) is a pure function of ``(seed, key)``: ``u = sha256(f"{seed}:
+{key}")`` read as a number in [0, 1), and ``u < val_fraction`` puts the key on the validation
+side. The *structure* protocol splits cell ids (a cell's examples all land on one side); the
+*random* protocol (the paper's) splits example keys ``f"{cell}#{line}"``. Because a key's side
+depends only on itself, adding cells never moves an existing one, with one exception that
+keeps small grids usable: within each class (the cell kind), if no key falls on the validation
+side, the key with the smallest ``u`` is moved there; if none falls on the training side, the
+key with the largest ``u`` is moved there (classes with a single key are left alone). When
+keys are added, an old key changes side only if (a) the fallback had moved it: it returns to
+its natural side (an added key of its class landed on the empty side, or has a more extreme
+``u`` and is moved instead), or (b) it was the only key of its class: with a second key the
+fallback may now move it. Every other key keeps its side.
+
+Output file (``x``, ``y``, ``split``, ``cell``, ``line``, ``sources/*``, attrs) and manifest
+CSV layouts are documented in :func:`gather_classify`. :class:`H5Examples` reads batches of
+one split without loading the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import platform
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from interface4d import __version__
+from interface4d.grid import parse_cell
+from interface4d.h5io import atomic_h5, require_complete, set_attrs
+from interface4d.reduce import ReducedCell, read_reduced, reduce_params
+
+FORMAT = "interface4d-examples/1"
+CLASSES = {"step": 0, "diffusion": 1}
+SPLITS = {"train": 0, "val": 1}
+MANIFEST_COLUMNS = (
+    "index",
+    "cell",
+    "class",
+    "kind",
+    "thickness",
+    "step_fraction",
+    "ti_fraction",
+    "seed",
+    "line",
+    "split",
+    "target",
+    "source",
+)
+
+
+# --------------------------------------------------------------------------- the split
+
+
+def split_hash(seed: int, key: str) -> float:
+    """The key's position in [0, 1): the first 8 bytes of sha256(f"{seed}:{key}")."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def example_key(cell: str, line: int) -> str:
+    """The key of one line example under the random protocol."""
+    return f"{cell}#{line}"
+
+
+def _default_stratum(key: str) -> str:
+    """The class of a cell id or example key (its cell's kind); unparseable keys share one."""
+    try:
+        return parse_cell(key.split("#", 1)[0]).kind
+    except ValueError:
+        return ""
+
+
+def assign_split(
+    keys: Iterable[str],
+    val_fraction: float,
+    seed: int,
+    strata: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """{key: 'train' | 'val'} by the rule in the module doc.
+
+    ``keys`` are cell ids (structure protocol) or example keys ``cell#line`` (random protocol);
+    ``strata`` maps each key to its class (default: the kind of the key's cell).
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"reduction.val_fraction = {val_fraction!r}: must lie in (0, 1)")
+    keys = list(dict.fromkeys(keys))
+    u = {k: split_hash(seed, k) for k in keys}
+    side = {k: "val" if u[k] < val_fraction else "train" for k in keys}
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        groups.setdefault(strata[k] if strata is not None else _default_stratum(k), []).append(k)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        if not any(side[k] == "val" for k in members):
+            side[min(members, key=lambda k: (u[k], k))] = "val"
+        elif not any(side[k] == "train" for k in members):
+            side[max(members, key=lambda k: (u[k], k))] = "train"
+    return side
+
+
+# --------------------------------------------------------------------------- gathering
+
+
+def versions() -> dict[str, str]:
+    import pandas
+
+    return {
+        "interface4d": __version__,
+        "numpy": np.__version__,
+        "h5py": h5py.__version__,
+        "pandas": pandas.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _check_compatible(cells: Sequence[ReducedCell], reduction: Mapping[str, Any]) -> None:
+    """Every cell reduced with ``reduction``, one example shape, one sampling, one x band."""
+    wanted = reduce_params(reduction)
+    ref = cells[0]
+    seen: dict[str, Path] = {}
+    for c in cells:
+        if c.cell in seen:
+            raise ValueError(f"cell {c.cell} given twice: {seen[c.cell]} and {c.path}")
+        seen[c.cell] = c.path
+        if c.reduction != wanted:
+            raise ValueError(
+                f"{c.path} was reduced with {c.reduction}, not with this reduction {wanted} "
+                "(rerun its reduce job)"
+            )
+        if c.lines_shape[1:] != ref.lines_shape[1:]:
+            raise ValueError(
+                f"{c.path}: examples of shape (nx, kx, ky) = {c.lines_shape[1:]}, but "
+                f"{ref.path} has {ref.lines_shape[1:]}; all cells must share them"
+            )
+        if not np.allclose(c.angular_sampling, ref.angular_sampling, rtol=1e-6, atol=0):
+            raise ValueError(
+                f"{c.path}: angular sampling {c.angular_sampling} mrad/px differs from "
+                f"{ref.angular_sampling} of {ref.path}"
+            )
+        if not np.allclose(c.scan_x_relative, ref.scan_x_relative, rtol=0, atol=1e-6):
+            raise ValueError(
+                f"{c.path}: probe positions {np.round(c.scan_x_relative, 4).tolist()} A from the "
+                f"interface differ from those of {ref.path}"
+            )
+
+
+def _open_all(paths: Iterable[str | Path]) -> list[ReducedCell]:
+    cells = [read_reduced(p, data=False) for p in paths]
+    return sorted(cells, key=lambda c: c.cell)
+
+
+def _write_manifest(rows: list[dict[str, Any]], path: Path) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    for col in ("step_fraction", "seed", "line"):
+        df[col] = df[col].astype("Float64" if col == "step_fraction" else "Int64")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.part-{os.getpid()}")
+    try:
+        df.to_csv(tmp, index=False)
+        with open(tmp, "rb") as raw:
+            os.fsync(raw.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _row(c: ReducedCell, index: int, line: int | None, split: str, target: float) -> dict:
+    s = c.settings
+    return {
+        "index": index,
+        "cell": c.cell,
+        "class": CLASSES[c.kind],
+        "kind": c.kind,
+        "thickness": s["thickness"],
+        "step_fraction": s["step_fraction"],
+        "ti_fraction": s["ti_fraction"],
+        "seed": s["seed"],
+        "line": line,
+        "split": split,
+        "target": target,
+        "source": str(c.path),
+    }
+
+
+def _write_examples(
+    out_h5: Path,
+    task: str,
+    cells: Sequence[ReducedCell],
+    examples: Sequence[tuple[int, int | None, str, float]],
+    y_dtype: type,
+    attrs: Mapping[str, Any],
+) -> None:
+    """``examples``: (cell position, line or None for the average, split, target) in order."""
+    n = len(examples)
+    example_shape = cells[0].lines_shape[1:]
+    by_cell: dict[int, list[int]] = {}
+    for row, (ci, *_rest) in enumerate(examples):
+        by_cell.setdefault(ci, []).append(row)
+    data_hashes: list[str] = []
+    with atomic_h5(out_h5) as fh:
+        x = fh.create_dataset(
+            "x",
+            shape=(n, *example_shape),
+            dtype=np.float32,
+            chunks=(1, *example_shape),
+            compression="gzip",
+            compression_opts=4,
+            shuffle=True,
+        )
+        for ci, c in enumerate(cells):  # one cell in memory at a time
+            full = read_reduced(c.path)  # checks data_sha256
+            data_hashes.append(full.attrs["data_sha256"])
+            for row in by_cell.get(ci, []):
+                line = examples[row][1]
+                x[row] = full.average if line is None else full.lines[line]
+        fh.create_dataset("y", data=np.array([e[3] for e in examples], dtype=y_dtype))
+        fh.create_dataset("split", data=np.array([SPLITS[e[2]] for e in examples], np.uint8))
+        fh.create_dataset(
+            "cell", data=np.array([cells[e[0]].cell for e in examples], dtype=h5py.string_dtype())
+        )
+        fh.create_dataset(
+            "line", data=np.array([-1 if e[1] is None else e[1] for e in examples], np.int16)
+        )
+        src = fh.create_group("sources")
+        str_t = h5py.string_dtype()
+        src.create_dataset("cell", data=np.array([c.cell for c in cells], dtype=str_t))
+        src.create_dataset("path", data=np.array([str(c.path) for c in cells], dtype=str_t))
+        src.create_dataset("data_sha256", data=np.array(data_hashes, dtype=str_t))
+        src.create_dataset(
+            "source_cbed_sha256",
+            data=np.array([c.attrs["source_cbed_sha256"] for c in cells], dtype=str_t),
+        )
+        listing = hashlib.sha256(
+            json.dumps(sorted(zip([c.cell for c in cells], data_hashes, strict=True))).encode()
+        ).hexdigest()
+        splits = np.array([SPLITS[e[2]] for e in examples])
+        set_attrs(
+            fh,
+            {
+                "format": FORMAT,
+                "task": task,
+                **attrs,
+                "n_examples": n,
+                "n_train": int((splits == 0).sum()),
+                "n_val": int((splits == 1).sum()),
+                "n_cells": len(cells),
+                "example_axes": ["scan_x", "kx", "ky"],
+                "angular_sampling_mrad": list(cells[0].angular_sampling),
+                "scan_x_relative_A": cells[0].scan_x_relative.tolist(),
+                "center_px": json.loads(cells[0].attrs["center_px"]),
+                "split_codes": SPLITS,
+                "sources_sha256": listing,
+                "versions": versions(),
+            },
+        )
+
+
+def _split_params(reduction: Mapping[str, Any]) -> dict[str, Any]:
+    missing = [k for k in ("val_fraction", "split", "split_seed") if k not in reduction]
+    if missing:
+        raise ValueError(f"reduction block lacks the keys {missing} (have {sorted(reduction)})")
+    if reduction["split"] not in ("structure", "random"):
+        raise ValueError(
+            f"reduction.split = {reduction['split']!r}: must be 'structure' or 'random'"
+        )
+    return {
+        "split": reduction["split"],
+        "split_seed": int(reduction["split_seed"]),
+        "val_fraction": float(reduction["val_fraction"]),
+    }
+
+
+def _split_attrs(reduction: Mapping[str, Any], protocol: str) -> dict[str, Any]:
+    params = _split_params(reduction)
+    return {
+        "reduction": dict(reduction),
+        "split": protocol,
+        "split_seed": params["split_seed"],
+        "val_fraction": params["val_fraction"],
+        "split_rule": "sha256(f'{seed}:{key}')[:8] / 2**64 < val_fraction; per class, an empty "
+        "side takes the key with the smallest (val) / largest (train) hash",
+    }
+
+
+def gather_classify(
+    reduced_paths: Iterable[str | Path],
+    out_h5: str | Path,
+    out_manifest: str | Path,
+    reduction: Mapping[str, Any],
+) -> None:
+    """The classification set: each line of each step / diffusion cell is one example.
+
+    ``reduction`` is the config's ``reduction`` block (crop_mrad, bin, window_x, val_fraction,
+    split, split_seed); each file must have been reduced with its first three. Examples are
+    ordered by cell id, then line.
+
+    ``out_h5`` (written atomically):
+
+    * ``x`` float32 (N, nx, k, k), one gzip chunk per example; ``y`` int8 (N,) (0 step,
+      1 diffusion; float32 step fraction for regress); ``split`` uint8 (N,) (0 train, 1 val);
+      ``cell`` (N,) UTF-8; ``line`` int16 (N,) (-1 for a unit-cell average);
+    * ``sources/{cell,path,data_sha256,source_cbed_sha256}`` (one row per input cell);
+    * attrs: format, task, reduction, split, split_seed, val_fraction, split_rule, classes,
+      n_examples, n_train, n_val, n_cells, example_axes, angular_sampling_mrad,
+      scan_x_relative_A, center_px, sources_sha256 (hash of the sorted (cell, data hash)
+      list), versions, complete.
+
+    ``out_manifest`` CSV, one row per example (in the order of ``x``): index, cell, class,
+    kind, thickness, step_fraction, ti_fraction, seed (diffusion seed; empty for step), line
+    (empty for an average), split ('train' | 'val'), target (the ``y`` value), source.
+    """
+    cells = _open_all(reduced_paths)
+    if not cells:
+        raise ValueError("gather_classify: no reduced cells given")
+    for c in cells:
+        if c.kind not in CLASSES:
+            raise ValueError(f"{c.path}: a {c.kind!r} cell is neither class (step, diffusion)")
+    _check_compatible(cells, reduction)
+    protocol = _split_params(reduction)["split"]
+    keys: list[tuple[int, int, str]] = []  # (cell position, line, split key)
+    for ci, c in enumerate(cells):
+        for line in range(c.lines_shape[0]):
+            keys.append(
+                (ci, line, c.cell if protocol == "structure" else example_key(c.cell, line))
+            )
+    strata = {k: cells[ci].kind for ci, _, k in keys}
+    params = _split_params(reduction)
+    side = assign_split(list(strata), params["val_fraction"], params["split_seed"], strata=strata)
+    examples = [(ci, line, side[key], float(CLASSES[cells[ci].kind])) for ci, line, key in keys]
+    attrs = {**_split_attrs(reduction, protocol), "classes": CLASSES}
+    _write_examples(Path(out_h5), "classify", cells, examples, np.int8, attrs)
+    rows = [_row(cells[ci], i, line, s, int(t)) for i, (ci, line, s, t) in enumerate(examples)]
+    _write_manifest(rows, Path(out_manifest))
+
+
+def gather_regress(
+    reduced_paths: Iterable[str | Path],
+    thickness: float,
+    out_h5: str | Path,
+    out_manifest: str | Path,
+    reduction: Mapping[str, Any],
+) -> None:
+    """The regression set of one thickness: one example per step cell, its unit-cell average.
+
+    ``reduced_paths`` may hold any cells: the step cells of ``thickness`` are selected (an
+    error if there are none). ``y`` is float32 ``step_fraction`` (= step_depth / nz). Layout as
+    in :func:`gather_classify` (``line`` = -1); the split is always by structure (one example
+    per cell makes the two protocols the same rule), over the selected cells.
+    """
+    cells = [
+        c
+        for c in _open_all(reduced_paths)
+        if c.kind == "step" and math.isclose(c.settings["thickness"], thickness, abs_tol=1e-6)
+    ]
+    if not cells:
+        raise ValueError(f"gather_regress: no step cell of thickness {thickness:g} A given")
+    _check_compatible(cells, reduction)
+    params = _split_params(reduction)
+    side = assign_split([c.cell for c in cells], params["val_fraction"], params["split_seed"])
+    examples = []
+    for ci, c in enumerate(cells):
+        s = c.settings
+        target = s["step_depth"] / s["nz"]
+        if not math.isclose(target, s["step_fraction"], rel_tol=1e-12):
+            raise ValueError(f"{c.path}: step_fraction {s['step_fraction']} != depth / nz")
+        examples.append((ci, None, side[c.cell], float(target)))
+    attrs = {**_split_attrs(reduction, "structure"), "thickness": float(thickness)}
+    _write_examples(Path(out_h5), "regress", cells, examples, np.float32, attrs)
+    rows = [_row(cells[ci], i, None, s, t) for i, (ci, _, s, t) in enumerate(examples)]
+    _write_manifest(rows, Path(out_manifest))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class H5Examples:
+    """Batches of one split of a gathered file, read on demand (the file stays on disk).
+
+    >>> with H5Examples("classify.h5", "train") as data:
+    ...     for idx in np.array_split(rng.permutation(data.shard(rank, size)), steps):
+    ...         x, y = data.batch(idx)
+
+    * ``indices``: sorted row numbers of the split ('train', 'val' or 'all');
+    * ``len(data)``: their number;
+    * ``batch(idx)``: ``(x, y)`` for any row numbers, in the order given (duplicates allowed);
+      only those rows are read;
+    * ``shard(rank, size)``: ``indices[rank::size]``, the rows of one Horovod rank (disjoint
+      across ranks, together the whole split; sizes differ by at most one);
+    * ``attrs``: the file's attributes (JSON decoded); ``example_shape``: (nx, k, k).
+
+    One instance holds one open file handle: open one per process, close it (or use ``with``).
+    """
+
+    def __init__(self, path: str | Path, split: str) -> None:
+        if split not in (*SPLITS, "all"):
+            raise ValueError(f"split = {split!r}: must be 'train', 'val' or 'all'")
+        self.path = Path(path)
+        self.split = split
+        self._fh = h5py.File(self.path, "r")
+        try:
+            require_complete(self._fh, self.path)
+            codes = self._fh["split"][()]
+            self.attrs: dict[str, Any] = {
+                k: _decode(v) for k, v in self._fh.attrs.items() if k != "complete"
+            }
+        except BaseException:
+            self._fh.close()
+            raise
+        self._x = self._fh["x"]
+        self._y = self._fh["y"]
+        self.n_rows = int(codes.size)
+        rows = np.arange(self.n_rows) if split == "all" else np.flatnonzero(codes == SPLITS[split])
+        self.indices: np.ndarray = rows.astype(np.int64)
+        self.example_shape: tuple[int, ...] = tuple(self._x.shape[1:])
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    def batch(self, idx: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.asarray(idx, dtype=np.int64).ravel()
+        if idx.size == 0:
+            return (
+                np.empty((0, *self.example_shape), np.float32),
+                np.empty((0,), self._y.dtype),
+            )
+        if idx.min() < 0 or idx.max() >= self.n_rows:
+            raise IndexError(f"rows {idx.min()}..{idx.max()} outside 0..{self.n_rows - 1}")
+        rows, inverse = np.unique(idx, return_inverse=True)  # h5py wants sorted unique rows
+        return self._x[rows][inverse], self._y[rows][inverse]
+
+    def shard(self, rank: int, size: int) -> np.ndarray:
+        if not (size >= 1 and 0 <= rank < size):
+            raise ValueError(f"shard(rank={rank}, size={size}): need 0 <= rank < size")
+        return self.indices[rank::size]
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> H5Examples:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,301 @@
+"""Descriptors cut from one simulated cell: crop, bin, keep a band across the interface.
+
+``reduce_cell`` turns ``results/sims/<cell>.h5`` into a small reduced file holding
+
+* ``lines`` float32 (ny, nx, k, k): for each scan column along y the sequence of patterns along
+  x across the interface; each is one classification example (as in Oxley et al. 2020);
+* ``average`` float32 (nx, k, k): the mean of ``lines`` over the y positions, i.e. over one unit
+  cell along the interface; the regression example.
+
+Detector geometry. abTEM's cropped detector array of n pixels per axis has its zero frequency
+at index ``n // 2``. :func:`crop_center` keeps the ``2 m + 1`` pixels ``n//2 - m .. n//2 + m``
+with ``m = floor(crop_mrad / sampling)``: exactly symmetric about the zero frequency.
+:func:`bin_patterns` then sums ``b x b`` blocks; a remainder ``r = n % b`` is dropped
+``r // 2`` pixels at the low end and ``r - r // 2`` at the high end. An odd crop (always the
+case after :func:`crop_center`) with an even ``b`` leaves an odd remainder, so one extra pixel
+goes from the high end: the zero frequency then lies in binned pixel ``k // 2`` (abTEM's own
+convention), half an original pixel off that bin's centre. The exact position of the zero
+frequency in binned pixel coordinates is recorded as the ``center_px`` attribute. An odd ``b``
+with an odd number of whole bins keeps the result exactly symmetric.
+
+TensorFlow and abTEM are never imported here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from interface4d import __version__
+from interface4d.h5io import atomic_h5, require_complete, set_attrs
+
+FORMAT = "interface4d-reduced/1"
+# The keys of the config's ``reduction`` block that decide a reduced file. The others
+# (val_fraction, split, split_seed) only decide the train/validation split of the datasets.
+REDUCE_KEYS = ("crop_mrad", "bin", "window_x")
+_TOL = 1e-9  # Angstrom / relative tolerance for positions and pixel counts
+
+
+def crop_center(
+    cbed: np.ndarray, crop_mrad: float, angular_sampling: Sequence[float]
+) -> np.ndarray:
+    """Keep the detector pixels within +-``crop_mrad`` of the pattern centre on the last two axes.
+
+    ``angular_sampling`` is (mrad per pixel along the second-to-last axis, along the last axis).
+    The centre (zero frequency) is pixel ``n // 2``; the result holds ``2 m + 1`` pixels per
+    axis, ``m = floor(crop_mrad / sampling)``, centred on it (square when the two samplings are
+    equal, as they are for abTEM's square or uniformly resampled detectors). A view, not a copy.
+
+    Raises ValueError (naming the value) if ``crop_mrad`` is not positive or reaches beyond the
+    detector on either axis.
+    """
+    cbed = np.asarray(cbed)
+    if cbed.ndim < 2:
+        raise ValueError(f"crop_center needs at least 2 axes, got shape {cbed.shape}")
+    if len(angular_sampling) != 2:
+        raise ValueError(f"angular_sampling = {angular_sampling!r}: need two values (kx, ky)")
+    if not crop_mrad > 0:
+        raise ValueError(f"reduction.crop_mrad = {crop_mrad!r}: must be positive")
+    index: list[slice] = []
+    for axis, (n, sampling) in enumerate(zip(cbed.shape[-2:], angular_sampling, strict=True)):
+        if not sampling > 0:
+            raise ValueError(f"angular_sampling = {angular_sampling!r}: must be positive")
+        m = int(math.floor(crop_mrad / sampling + _TOL))
+        c = n // 2
+        reach = min(c, n - 1 - c)  # whole pixels on both sides of the centre
+        if m > reach:
+            raise ValueError(
+                f"reduction.crop_mrad = {crop_mrad:g}: exceeds the detector on axis k"
+                f"{'xy'[axis]} ({n} pixels of {sampling:.4g} mrad reach "
+                f"{reach * sampling:.2f} mrad on both sides of the centre)"
+            )
+        index.append(slice(c - m, c + m + 1))
+    return cbed[(..., *index)]
+
+
+def bin_slices(n: int, b: int) -> tuple[int, int]:
+    """(first, stop) of the pixels :func:`bin_patterns` keeps on an axis of ``n`` pixels."""
+    if not isinstance(b, (int, np.integer)) or b < 1:
+        raise ValueError(f"reduction.bin = {b!r}: must be a positive integer")
+    if b > n:
+        raise ValueError(f"reduction.bin = {b}: larger than the {n}-pixel pattern")
+    r = n % b
+    return r // 2, n - (r - r // 2)
+
+
+def bin_patterns(x: np.ndarray, b: int) -> np.ndarray:
+    """Sum ``b x b`` pixel blocks on the last two axes (float64 sums, returned as x's dtype).
+
+    A remainder ``r = n % b`` is dropped ``r // 2`` pixels at the low end and ``r - r // 2`` at
+    the high end (symmetric when ``r`` is even; see the module doc for odd ``r``). ``b = 1``
+    returns a copy. Raises ValueError if ``b`` is not a positive integer or exceeds an axis.
+    """
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"bin_patterns needs at least 2 axes, got shape {x.shape}")
+    (a0, a1), (b0, b1) = (bin_slices(n, b) for n in x.shape[-2:])
+    kept = x[..., a0:a1, b0:b1].astype(np.float64)
+    kx, ky = (a1 - a0) // b, (b1 - b0) // b
+    out = kept.reshape(*x.shape[:-2], kx, b, ky, b).sum(axis=(-3, -1))
+    return out.astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64)
+
+
+def binned_center(n_cropped: int, b: int) -> float:
+    """Position of the zero frequency, in binned pixel coordinates (pixel centres at 0, 1, ..),
+    of an odd crop of ``n_cropped`` pixels binned by ``b``."""
+    first, _ = bin_slices(n_cropped, b)
+    center = n_cropped // 2 - first  # original pixels from the first kept one
+    return (center + 0.5) / b - 0.5
+
+
+def array_sha256(*arrays: np.ndarray) -> str:
+    """Content hash of arrays: dtype, shape and C-order bytes of each, in order."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def reduce_params(reduction: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of a ``reduction`` block that decide a reduced file, checked."""
+    missing = [k for k in REDUCE_KEYS if k not in reduction]
+    if missing:
+        raise ValueError(f"reduction block lacks the keys {missing} (have {sorted(reduction)})")
+    window = reduction["window_x"]
+    if window is not None:
+        if len(window) != 2 or not float(window[1]) > float(window[0]):
+            raise ValueError(f"reduction.window_x = {window!r}: need [start, end] with end > start")
+        window = [float(window[0]), float(window[1])]
+    return {
+        "crop_mrad": float(reduction["crop_mrad"]),
+        "bin": int(reduction["bin"]),
+        "window_x": window,
+    }
+
+
+def versions() -> dict[str, str]:
+    return {
+        "interface4d": __version__,
+        "numpy": np.__version__,
+        "h5py": h5py.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _select_x(
+    scan_x: np.ndarray, settings: Mapping[str, Any], window: list[float] | None, path: Path
+) -> tuple[np.ndarray, float]:
+    """Boolean mask of the kept scan columns and the interface x (Angstrom)."""
+    from interface4d.simulate import scan_window
+    from interface4d.structures import interface_x
+
+    st = settings["structure"]
+    xc = interface_x(st["interface_layer"], st["lattice_constant"])
+    if window is None:
+        return np.ones(scan_x.shape, dtype=bool), xc
+    (x0, _), (x1, _) = scan_window(settings)
+    lo, hi = xc + window[0], xc + window[1]
+    if lo < x0 - _TOL or hi > x1 + _TOL:
+        raise ValueError(
+            f"reduction.window_x = {window}: lies outside the simulated scan of {path} "
+            f"([{x0 - xc:.4g}, {x1 - xc:.4g}] A from the interface)"
+        )
+    rel = scan_x - xc
+    keep = (rel >= window[0] - _TOL) & (rel < window[1] - _TOL)
+    if not keep.any():
+        raise ValueError(
+            f"reduction.window_x = {window}: keeps no probe position of {path} (positions at "
+            f"{np.round(rel, 4).tolist()} A from the interface)"
+        )
+    return keep, xc
+
+
+def reduce_cell(sim_path: str | Path, out_path: str | Path, reduction: Mapping[str, Any]) -> Path:
+    """Reduce one simulated cell (see the module doc) and write ``out_path`` atomically.
+
+    ``reduction`` is the config's ``reduction`` block; only :data:`REDUCE_KEYS` are used and
+    recorded. Refuses an incomplete simulation file. Returns ``out_path``.
+    """
+    sim_path, out_path = Path(sim_path), Path(out_path)
+    params = reduce_params(reduction)
+    with h5py.File(sim_path, "r") as fh:
+        require_complete(fh, sim_path)
+        cbed = fh["cbed"][()]
+        scan_x = fh["scan/x"][()]
+        scan_y = fh["scan/y"][()]
+        settings_json = fh.attrs["settings"]
+        sampling = json.loads(fh.attrs["angular_sampling_mrad"])
+    settings = json.loads(settings_json)
+    if cbed.ndim != 4 or cbed.shape[:2] != (scan_x.size, scan_y.size):
+        raise ValueError(
+            f"{sim_path}: cbed of shape {cbed.shape} does not match the scan "
+            f"({scan_x.size} x {scan_y.size} positions)"
+        )
+    keep, xc = _select_x(scan_x, settings, params["window_x"], sim_path)
+    try:
+        cropped = crop_center(cbed[keep], params["crop_mrad"], sampling)
+    except ValueError as exc:
+        raise ValueError(f"{sim_path}: {exc}") from None
+    binned = bin_patterns(cropped, params["bin"]).astype(np.float32)  # (nx, ny, k, k)
+    lines = np.ascontiguousarray(binned.transpose(1, 0, 2, 3))  # (ny, nx, k, k)
+    average = lines.astype(np.float64).mean(axis=0).astype(np.float32)
+    b = params["bin"]
+    attrs = {
+        "format": FORMAT,
+        "cell": settings["cell"],
+        "kind": settings["kind"],
+        "reduction": params,
+        "angular_sampling_mrad": [float(s) * b for s in sampling],
+        "source_angular_sampling_mrad": [float(s) for s in sampling],
+        "crop_px": list(cropped.shape[-2:]),
+        "center_px": [binned_center(n, b) for n in cropped.shape[-2:]],
+        "interface_x_A": xc,
+        "scan_x_A": scan_x[keep].tolist(),
+        "scan_x_relative_A": (scan_x[keep] - xc).tolist(),
+        "scan_y_A": scan_y.tolist(),
+        "axes_lines": ["scan_y", "scan_x", "kx", "ky"],
+        "axes_average": ["scan_x", "kx", "ky"],
+        "source": str(sim_path),
+        "source_sha256": file_sha256(sim_path),
+        "source_cbed_sha256": array_sha256(cbed),
+        "data_sha256": array_sha256(lines, average),
+        "versions": versions(),
+    }
+    with atomic_h5(out_path) as out:
+        out.create_dataset("lines", data=lines)
+        out.create_dataset("average", data=average)
+        set_attrs(out, attrs)
+        out.attrs["settings"] = settings_json  # verbatim, as the simulation recorded it
+    return out_path
+
+
+@dataclass
+class ReducedCell:
+    """A reduced cell read back: arrays (None when read with ``data=False``) and metadata."""
+
+    path: Path
+    settings: dict[str, Any]
+    reduction: dict[str, Any]
+    lines_shape: tuple[int, ...]  # (ny, nx, k, k)
+    angular_sampling: tuple[float, float]  # mrad per binned pixel
+    scan_x_relative: np.ndarray  # kept positions, Angstrom from the interface
+    attrs: dict[str, Any]
+    lines: np.ndarray | None = None
+    average: np.ndarray | None = None
+
+    @property
+    def cell(self) -> str:
+        return self.settings["cell"]
+
+    @property
+    def kind(self) -> str:
+        return self.settings["kind"]
+
+
+def read_reduced(path: str | Path, data: bool = True) -> ReducedCell:
+    """Read a reduced cell (refusing an incomplete file); ``data=False`` reads metadata only.
+
+    With ``data=True`` the arrays are checked against the recorded ``data_sha256``.
+    """
+    path = Path(path)
+    with h5py.File(path, "r") as fh:
+        require_complete(fh, path)
+        if fh.attrs.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a reduced cell (format {fh.attrs.get('format')!r})")
+        attrs = dict(fh.attrs)
+        shape = tuple(int(n) for n in fh["lines"].shape)
+        lines = fh["lines"][()] if data else None
+        average = fh["average"][()] if data else None
+    if data and array_sha256(lines, average) != attrs["data_sha256"]:
+        raise ValueError(f"{path}: arrays do not match their recorded data_sha256 (corrupt)")
+    sampling = json.loads(attrs["angular_sampling_mrad"])
+    return ReducedCell(
+        path=path,
+        settings=json.loads(attrs["settings"]),
+        reduction=json.loads(attrs["reduction"]),
+        lines_shape=shape,
+        angular_sampling=(float(sampling[0]), float(sampling[1])),
+        scan_x_relative=np.asarray(json.loads(attrs["scan_x_relative_A"]), dtype=np.float64),
+        attrs=attrs,
+        lines=lines,
+        average=average,
+    )

@@ -1,0 +1,59 @@
+# 3. Descriptors: per cell, crop the CBED centres and cut line-profile stacks (classification)
+# and the unit-cell average (regression); then gather them into split datasets.
+
+
+rule reduce:
+    input:
+        f"{RESULTS}/sims/{{cell}}.h5",
+    output:
+        f"{RESULTS}/reduced/{{cell}}.h5",
+    log:
+        f"{RESULTS}/logs/reduce/{{cell}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/reduce/{{cell}}.tsv"
+    conda:
+        "../../envs/interface4d.yaml"
+    params:
+        reduction=reduction_params,
+    shell:
+        "interface4d reduce {input} -o {output} --reduction {params.reduction:q} 2> {log}"
+
+
+rule gather_classify:
+    input:
+        classify_inputs,
+    output:
+        h5=f"{RESULTS}/datasets/classify.h5",
+        manifest=f"{RESULTS}/datasets/classify.csv",
+    log:
+        f"{RESULTS}/logs/gather_classify.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/gather_classify.tsv"
+    conda:
+        "../../envs/interface4d.yaml"
+    params:
+        spec=gather_params(),
+        reduced_dir=f"{RESULTS}/reduced",
+    shell:
+        "interface4d gather classify --spec {params.spec:q} --reduced-dir {params.reduced_dir}"
+        " -o {output.h5} --manifest {output.manifest} 2> {log}"
+
+
+rule gather_regress:
+    input:
+        regress_inputs,
+    output:
+        h5=f"{RESULTS}/datasets/regress_t{{thickness}}.h5",
+        manifest=f"{RESULTS}/datasets/regress_t{{thickness}}.csv",
+    log:
+        f"{RESULTS}/logs/gather_regress/t{{thickness}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/gather_regress/t{{thickness}}.tsv"
+    conda:
+        "../../envs/interface4d.yaml"
+    params:
+        spec=lambda w: gather_params(float(w.thickness)),
+        reduced_dir=f"{RESULTS}/reduced",
+    shell:
+        "interface4d gather regress --spec {params.spec:q} --reduced-dir {params.reduced_dir}"
+        " -o {output.h5} --manifest {output.manifest} 2> {log}"
