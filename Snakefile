@@ -28,6 +28,8 @@ include: "workflow/rules/structures.smk"
 include: "workflow/rules/simulate.smk"
 # 3. descriptors: cropped CBED line stacks and unit-cell averages, split by structure
 include: "workflow/rules/reduce.smk"
+# 4. network: 3D CNN classifier (all thicknesses) and step-depth regressors (per thickness)
+include: "workflow/rules/train.smk"
 
 
 # Light rules that run on the submit host, not as cluster jobs.
@@ -43,3 +45,4 @@ rule all:
         simulations=expand(f"{RESULTS}/sims/{{cell}}.h5", cell=CELL_IDS),
         figures=figure_outputs(),
         datasets=dataset_outputs(),
+        models=model_outputs(),

@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("-o", "--output", required=True)
     ps.set_defaults(func=cmd_plot_structures)
 
+    sub.add_parser(
+        "train",
+        help="train a network (Horovod-aware); see interface4d train --help",
+        add_help=False,
+    )
+
     pm = sub.add_parser("plot-scan", help="mean-intensity image and CBED montage of one cell")
     pm.add_argument("input")
     pm.add_argument("-o", "--output", required=True)
@@ -193,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:  # TensorFlow only in this command; its own parser
+        from interface4d.train import main as train_main
+
+        return train_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

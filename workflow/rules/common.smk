@@ -36,7 +36,7 @@ PACKAGE = Path(workflow.basedir) / "src" / "interface4d"
 CODE = code_hash(PACKAGE)
 REDUCE_CODE = code_hash(PACKAGE, REDUCE_MODULES)
 GATHER_CODE = code_hash(PACKAGE, GATHER_MODULES)
-# TRAIN_CODE: added with the training rules
+TRAIN_CODE = code_hash(PACKAGE, TRAIN_MODULES)
 SPLIT_KEYS = ("val_fraction", "split", "split_seed")
 LEARNED_KINDS = ("step", "diffusion")
 
@@ -105,6 +105,16 @@ def dataset_outputs():
     return out
 
 
+def model_outputs():
+    out = [f"{RESULTS}/models/classifier.keras"]
+    out += [
+        f"{RESULTS}/models/regressor_t{t}.keras"
+        for t in THICKNESSES
+        if cells_of_thickness(t, "step")
+    ]
+    return out
+
+
 def figure_outputs():
     out = [f"{RESULTS}/figures/scan/t{t}.png" for t in THICKNESSES]
     if config["report"]["structures_per_kind"]:
@@ -151,11 +161,9 @@ def regress_inputs(wildcards):
 
 
 def training_params(task):
-    cfg = config["training"]
-    return JsonDict(
-        {k: v for k, v in cfg.items() if k not in ("classifier", "regressor")}
-        | {"optimiser": cfg[task], "code": TRAIN_CODE}
-    )
+    """The training block as one network sees it (the other network's optimiser left out)."""
+    other = "regressor" if task == "classifier" else "classifier"
+    return JsonDict({k: v for k, v in config["training"].items() if k != other})
 
 
 def launcher(wildcards, threads):

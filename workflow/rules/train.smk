@@ -21,12 +21,13 @@ rule train_classifier:
         launcher=launcher,
     params:
         training=training_params("classifier"),
+        code=TRAIN_CODE,
         checkpoints=f"{RESULTS}/checkpoints/classifier",
     shell:
         "{resources.launcher} interface4d train --task classify --dataset {input}"
         " --training-json {params.training:q} --model-out {output.model}"
         " --history-out {output.history} --provenance-out {output.provenance}"
-        " --checkpoint-dir {params.checkpoints} > {log} 2>&1"
+        " --checkpoint-dir {params.checkpoints} --threads 1 > {log} 2>&1"
 
 
 rule train_regressor:
@@ -47,9 +48,10 @@ rule train_regressor:
         launcher=launcher,
     params:
         training=training_params("regressor"),
+        code=TRAIN_CODE,
         checkpoints=lambda w: f"{RESULTS}/checkpoints/regressor_t{w.thickness}",
     shell:
         "{resources.launcher} interface4d train --task regress --dataset {input}"
         " --training-json {params.training:q} --model-out {output.model}"
         " --history-out {output.history} --provenance-out {output.provenance}"
-        " --checkpoint-dir {params.checkpoints} > {log} 2>&1"
+        " --checkpoint-dir {params.checkpoints} --threads 1 > {log} 2>&1"

@@ -1,0 +1,314 @@
+"""The 3D CNN, its augmentation and its Horovod training (real horovodrun, real TensorFlow).
+
+Training runs are subprocesses (``python -m interface4d.train`` or ``horovodrun -np 2 -H
+localhost:2 --gloo ...``) on tiny synthetic datasets in the real file format
+(``tests/cnn_synthetic.py``), one TF thread per process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from interface4d.augment import augment_batch, augment_example, draw_dose, rotate_patterns
+from tests.cnn_synthetic import write_dataset
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_MODEL = {"filters": [4, 8], "kernel_size": 3, "dense": [16, 8], "dropout": 0.15}
+
+
+def _env() -> dict[str, str]:
+    e = dict(os.environ)
+    e.update({"OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    return e
+
+
+def _run(args: list[str], cwd: Path, check: bool = True, timeout: float = 300):
+    proc = subprocess.run(
+        args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n"
+            f"{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def _train_args(dataset: Path, out: Path, training: dict, *extra: str) -> list[str]:
+    return [
+        "-m",
+        "interface4d.train",
+        "--dataset",
+        str(dataset),
+        "--task",
+        "classify",
+        "--training-json",
+        json.dumps(training),
+        "--model-out",
+        str(out / "model.keras"),
+        "--history-out",
+        str(out / "history.csv"),
+        "--provenance-out",
+        str(out / "provenance.json"),
+        "--checkpoint-dir",
+        str(out / "ckpt"),
+        "--threads",
+        "1",
+        *extra,
+    ]
+
+
+def _horovodrun(*args: str) -> list[str]:
+    return [str(BIN / "horovodrun"), "-np", "2", "-H", "localhost:2", "--gloo", *args]
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def _disc_patterns(nx: int = 3, k: int = 16) -> np.ndarray:
+    c = (k - 1) / 2
+    yy, xx = np.mgrid[:k, :k]
+    p = 1.0 / (1.0 + np.exp(np.hypot(yy - c, xx - c) - k / 4)) + 0.01
+    p = np.broadcast_to(p, (nx, k, k)).astype(np.float64)
+    return (p / p.sum(axis=(1, 2), keepdims=True) * 0.98).astype(np.float32)
+
+
+def test_poisson_noise_keeps_the_mean_at_the_dose():
+    x = _disc_patterns()
+    for dose in (1e2, 1e4, 1e6):
+        rng = np.random.default_rng(1)
+        draws = np.stack(
+            [augment_example(x, rng, (dose, dose), rotation_deg=0.0)[0] for _ in range(300)]
+        )
+        counts = draws.astype(np.float64) * dose
+        assert np.allclose(counts, np.round(counts), atol=1e-3 * max(1.0, dose / 1e4))
+        total = counts.sum(axis=(2, 3)).mean()  # mean electrons per pattern
+        assert abs(total / (0.98 * dose) - 1) < 0.01, (dose, total)
+        assert abs(draws.mean() / x.mean() - 1) < 0.01
+        assert draws.std() > 0  # it is noise, not a copy
+    # log-uniform doses inside the configured range
+    rng = np.random.default_rng(2)
+    doses = np.array([draw_dose(rng, (1e4, 1e6)) for _ in range(4000)])
+    assert doses.min() >= 1e4 and doses.max() <= 1e6
+    assert abs(np.log10(doses).mean() - 5.0) < 0.05
+    assert abs((np.log10(doses) < 4.5).mean() - 0.25) < 0.03
+
+
+def _spot_angle(pattern: np.ndarray) -> float:
+    k = pattern.shape[-1]
+    c = (k - 1) / 2
+    yy, xx = np.mgrid[:k, :k]
+    w = np.clip(pattern, 0, None)
+    return float(np.degrees(np.arctan2((w * yy).sum() - c * w.sum(), (w * xx).sum() - c * w.sum())))
+
+
+def test_rotations_stay_within_the_configured_angle():
+    k, c = 33, 16.0
+    yy, xx = np.mgrid[:k, :k]
+    spot = np.exp(-0.5 * (np.hypot(yy - (c + 4), xx - (c + 11)) / 1.0) ** 2)  # off centre
+    x = np.stack([spot, spot]).astype(np.float32) / spot.sum()
+    phi0 = _spot_angle(x[0])
+    assert abs(_spot_angle(rotate_patterns(x, 7.0)[1]) - phi0 - 7.0) < 0.1  # sign convention
+    limit = 3.0
+    measured = []
+    for i in range(60):
+        rng = np.random.default_rng([5, i])
+        out, dose, angle = augment_example(x, rng, (1e12, 1e12), limit)
+        assert abs(angle) <= limit
+        for pattern in out:  # every pattern of the example by the same angle
+            turn = _spot_angle(pattern) - phi0
+            assert abs(turn - angle) < 0.1, (turn, angle)
+            measured.append(turn)
+    measured = np.array(measured)
+    assert np.abs(measured).max() <= limit + 0.1
+    assert np.abs(measured).max() > 0.8 * limit and measured.min() < 0 < measured.max()
+
+
+def test_validation_draw_is_reproducible_and_differs_from_training():
+    x = np.stack([_disc_patterns()] * 6)
+    idx = np.arange(10, 16)
+    kw = {"dose_range": (1e3, 1e5), "rotation_deg": 2.0}
+    v1 = augment_batch(x, idx, split="val", seed=1234, epoch=0, **kw)
+    v2 = augment_batch(x, idx, split="val", seed=1234, epoch=7, **kw)  # epoch is ignored
+    np.testing.assert_array_equal(v1, v2)
+    # per example, so independent of the batch it sits in (batch size, shard, rank count)
+    np.testing.assert_array_equal(
+        augment_batch(x[[1, 4]], idx[[1, 4]], split="val", seed=1234, epoch=0, **kw), v1[[1, 4]]
+    )
+    t0 = augment_batch(x, idx, split="train", seed=1234, epoch=0, **kw)
+    t1 = augment_batch(x, idx, split="train", seed=1234, epoch=1, **kw)
+    for a, b in ((v1, t0), (t0, t1)):
+        assert all(not np.array_equal(a[j], b[j]) for j in range(len(idx)))
+    np.testing.assert_array_equal(
+        t1, augment_batch(x, idx, split="train", seed=1234, epoch=1, **kw)
+    )
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def test_model_layers_and_outputs():
+    import keras
+
+    from interface4d.model import build_model
+
+    mean = np.full((5, 12, 12), 1 / 144, np.float32)
+    for task, out_shape in (("classify", (2, 2)), ("regress", (2, 1))):
+        m = build_model((5, 12, 12), task, [4, 8, 8], 3, [16, 8], 0.15, input_mean=mean)
+        kinds = [type(layer).__name__ for layer in m.layers]
+        assert kinds == [
+            "InputLayer",
+            "Normalization",
+            "Conv3D",
+            "Dropout",
+            "Conv3D",
+            "Dropout",
+            "Conv3D",
+            "Dropout",
+            "AveragePooling3D",
+            "Flatten",
+            "Dense",
+            "Dense",
+            "Dense",
+        ]
+        convs = [la for la in m.layers if isinstance(la, keras.layers.Conv3D)]
+        assert all(c.padding == "same" and c.activation.__name__ == "relu" for c in convs)
+        assert all(la.rate == 0.15 for la in m.layers if isinstance(la, keras.layers.Dropout))
+        head = m.layers[-1]
+        assert head.activation.__name__ == ("softmax" if task == "classify" else "linear")
+        y = m(np.random.default_rng(0).random((2, 5, 12, 12, 1), np.float32) / 144)
+        assert tuple(y.shape) == out_shape
+    with pytest.raises(ValueError, match="task"):
+        build_model((5, 12, 12), "segment")
+
+
+# --------------------------------------------------------------------------- Horovod
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("average", [True, False], ids=["averaged", "averaging-off"])
+def test_two_horovod_ranks_end_with_identical_weights(tmp_path, average):
+    data = write_dataset(tmp_path / "d.h5", n=48, nx=4, k=12, seed=3)
+    training = {"ranks": 2, "model": SMALL_MODEL, "classifier": {"epochs": 2, "batch_size": 6}}
+    extra = ["--debug-rank-digest", str(tmp_path / "digest")]
+    if not average:
+        extra.append("--no-average-gradients")
+    proc = _run(
+        _horovodrun(sys.executable, *_train_args(data, tmp_path / "out", training, *extra)),
+        tmp_path,
+    )
+    digests = [json.loads((tmp_path / "digest" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [d["size"] for d in digests] == [2, 2]
+    if average:
+        assert digests[0]["sha256"] == digests[1]["sha256"], digests
+        prov = json.loads((tmp_path / "out" / "provenance.json").read_text())
+        assert prov["ranks"] == 2 and prov["average_gradients"] is True
+        assert prov["optimiser"]["learning_rate"] == pytest.approx(2 * 0.04)
+        assert "epoch 2/2" in proc.stdout + proc.stderr
+        assert (tmp_path / "out" / "model.keras").stat().st_size > 0
+    else:  # the check above detects a run whose gradients are not averaged
+        assert digests[0]["sha256"] != digests[1]["sha256"], digests
+
+
+@pytest.mark.slow
+def test_two_rank_gradient_equals_single_process_gradient_of_the_union(tmp_path):
+    _run(
+        _horovodrun(sys.executable, str(ROOT / "tests" / "hvd_gradient_check.py"), str(tmp_path)),
+        tmp_path,
+    )
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for task in ("classify", "regress"):
+        on = [rep[f"{task}/average"] for rep in reports]
+        off = [rep[f"{task}/no_average"] for rep in reports]
+        for r in on:
+            assert r["update_scale"] > 1e-3  # a real step, not a vanishing one
+            assert r["max_rel_error"] < 1e-4, (task, r)
+        assert on[0]["weights_sha256"] == on[1]["weights_sha256"]
+        # the control: with the averaging off, each rank applies its own half-batch gradient
+        for r in off:
+            assert r["max_rel_error"] > 1e-2, (task, r)
+        assert off[0]["weights_sha256"] != off[1]["weights_sha256"]
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+@pytest.mark.slow
+def test_run_killed_after_an_epoch_resumes_at_the_next(tmp_path):
+    from interface4d.train import list_checkpoints, read_history_csv
+
+    data = write_dataset(tmp_path / "d.h5", n=48, nx=4, k=12, seed=4)
+    training = {"ranks": 1, "model": SMALL_MODEL, "classifier": {"epochs": 4, "batch_size": 8}}
+    py = sys.executable
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    _run([py, *_train_args(data, whole, training)], tmp_path)
+
+    killed = _run(
+        [py, *_train_args(data, cut, training, "--stop-after-epoch", "2")], tmp_path, check=False
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert [e for e, _ in list_checkpoints(cut / "ckpt")] == [1, 2]
+    assert not (cut / "model.keras").exists() and not (cut / "history.csv").exists()
+    assert not list((cut / "ckpt").glob("*.part-*"))
+
+    resumed = _run([py, *_train_args(data, cut, training)], tmp_path)
+    log = resumed.stderr
+    assert "resuming from checkpoint" in log and "epoch 2 done" in log
+    assert "epoch 1/4" not in log and "epoch 2/4" not in log and "epoch 3/4" in log
+    prov = json.loads((cut / "provenance.json").read_text())
+    assert prov["resumed_from_epoch"] == 2
+    a, b = read_history_csv(whole / "history.csv"), read_history_csv(cut / "history.csv")
+    assert [r["epoch"] for r in b] == [1, 2, 3, 4]
+    assert a[:2] == b[:2]  # the history so far, from the checkpoint
+    for ra, rb in zip(a[2:], b[2:], strict=True):  # and the same continuation
+        assert ra == pytest.approx(rb, rel=1e-5, abs=1e-7)
+    assert [e for e, _ in list_checkpoints(cut / "ckpt")] == [3, 4]
+
+    # another seed (fingerprint) and fewer epochs: the old checkpoints are not resumed from
+    other = dict(training, seed=1, classifier={"epochs": 1, "batch_size": 8})
+    fresh = _run([py, *_train_args(data, cut, other)], tmp_path)
+    assert "removing checkpoint" in fresh.stderr and "resuming" not in fresh.stderr
+    assert json.loads((cut / "provenance.json").read_text())["resumed_from_epoch"] == 0
+    assert [r["epoch"] for r in read_history_csv(cut / "history.csv")] == [1]
+    assert [e for e, _ in list_checkpoints(cut / "ckpt")] == [1]
+
+
+# --------------------------------------------------------------------------- learning
+
+
+@pytest.mark.slow
+def test_separable_data_reaches_95_percent_validation_accuracy(tmp_path):
+    from interface4d.train import read_history_csv
+
+    data = write_dataset(tmp_path / "d.h5", n=160, nx=4, k=12, seed=1)
+    training = {"ranks": 1, "seed": 0, "classifier": {"epochs": 10, "batch_size": 8}}
+    out = tmp_path / "out"
+    _run([sys.executable, *_train_args(data, out, training)], tmp_path)
+    history = read_history_csv(out / "history.csv")
+    assert len(history) == 10
+    assert history[-1]["val_accuracy"] >= 0.95, history
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+
+    import keras
+
+    from interface4d.augment import augment_batch as aug
+
+    model = keras.models.load_model(out / "model.keras")
+    import h5py
+
+    with h5py.File(data) as f:
+        x, y, split = f["x"][...], f["y"][...], f["split"][...]
+    val = np.flatnonzero(split == 1)
+    xv = aug(x[val], val, split="val", seed=1234, epoch=0, dose_range=(1e4, 1e6), rotation_deg=2)
+    acc = (np.argmax(model.predict(xv[..., None], verbose=0), axis=1) == y[val]).mean()
+    assert acc == pytest.approx(history[-1]["val_accuracy"])
