@@ -49,7 +49,7 @@ def main() -> None:
     wall = time.perf_counter() - t
     per_rule: dict[str, list[float]] = defaultdict(list)
     for tsv in (wd / "results/benchmarks").rglob("*.tsv"):
-        rule = tsv.relative_to(wd / "results/benchmarks").parts[0]
+        rule = tsv.relative_to(wd / "results/benchmarks").parts[0].removesuffix(".tsv")
         with open(tsv) as fh:
             row = next(csv.DictReader(fh, delimiter="\t"))
             per_rule[rule].append(float(row["s"]))

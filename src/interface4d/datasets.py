@@ -28,11 +28,9 @@ one split without loading the file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import os
 import platform
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -43,7 +41,7 @@ import numpy as np
 
 from interface4d import __version__
 from interface4d.grid import parse_cell
-from interface4d.h5io import atomic_h5, require_complete, set_attrs
+from interface4d.h5io import atomic_h5, atomic_path, require_complete, set_attrs
 from interface4d.reduce import ReducedCell, read_reduced, reduce_params
 
 FORMAT = "interface4d-examples/1"
@@ -173,17 +171,8 @@ def _write_manifest(rows: list[dict[str, Any]], path: Path) -> None:
     df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     for col in ("step_fraction", "seed", "line"):
         df[col] = df[col].astype("Float64" if col == "step_fraction" else "Int64")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.part-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
-        with open(tmp, "rb") as raw:
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def _row(c: ReducedCell, index: int, line: int | None, split: str, target: float) -> dict:

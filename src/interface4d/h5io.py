@@ -22,19 +22,18 @@ FORMAT = "interface4d-sim/1"
 
 
 @contextlib.contextmanager
-def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
-    """Open a temporary HDF5 file; on success mark it complete, close and rename it to ``path``."""
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block succeeds, fsync it and rename it
+    to ``path``, otherwise delete it. ``suffix`` keeps an extension writers insist on (.keras).
+    Stale temporaries of a killed earlier attempt are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f"{path.name}.part-*"):  # left by a killed earlier attempt
+    for stale in path.parent.glob(f"{path.name}.part-*"):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
-    tmp = path.with_name(f"{path.name}.part-{os.getpid()}")
+    tmp = path.with_name(f"{path.name}.part-{os.getpid()}{suffix}")
     try:
-        with h5py.File(tmp, "w") as fh:
-            yield fh
-            fh.attrs["complete"] = True
-            fh.flush()
+        yield tmp
         with open(tmp, "rb") as raw:
             os.fsync(raw.fileno())
         os.replace(tmp, path)
@@ -42,6 +41,15 @@ def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
+    """Open a temporary HDF5 file; on success mark it complete, close and rename it to ``path``."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as fh:
+        yield fh
+        fh.attrs["complete"] = True
+        fh.flush()
 
 
 def set_attrs(obj: h5py.HLObject, attrs: Mapping[str, Any]) -> None:

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from interface4d.config import ConfigError
+from interface4d.h5io import atomic_path
 
 log = logging.getLogger("interface4d.train")
 
@@ -305,26 +306,15 @@ def weights_digest(model) -> dict[str, Any]:
 # --------------------------------------------------------------------------- files
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def sha256_file(path: str | Path) -> str:
+    from interface4d.reduce import file_sha256
 
-
-def _part(path: Path, suffix: str = "") -> Path:
-    return path.with_name(f"{path.name}.part-{os.getpid()}{suffix}")
+    return file_sha256(path)
 
 
 def _write_atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _part(path)
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def _checkpoint_path(checkpoint_dir: Path, epoch: int) -> Path:
@@ -353,12 +343,8 @@ def save_checkpoint(
     arrays.update({f"opt_{i:04d}": v.numpy() for i, v in enumerate(optimizer.variables)})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     path = _checkpoint_path(d, epoch)
-    tmp = _part(path, ".npz")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path, ".npz") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
     for _, old in list_checkpoints(d)[:-CKPT_KEEP]:
         old.unlink(missing_ok=True)
     return path
@@ -635,10 +621,8 @@ def train(
             d / f"rank{rank}.json", json.dumps({"rank": rank, "size": size, **digest})
         )
     if rank == 0:
-        model_out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _part(model_out, ".keras")
-        model.save(tmp)
-        os.replace(tmp, model_out)
+        with atomic_path(model_out, ".keras") as tmp:
+            model.save(tmp)
         write_history_csv(history_out, history, task)
         provenance = {
             "task": task,
