@@ -6,3 +6,14 @@ nothing here imports TensorFlow.
 """
 
 __version__ = "0.1.0"
+
+
+def versions(*modules: str) -> dict[str, str]:
+    """Provenance: Python, interface4d and each named module's ``__version__``."""
+    import importlib
+    import platform
+
+    out = {"python": platform.python_version(), "interface4d": __version__}
+    for name in modules:
+        out[name] = str(getattr(importlib.import_module(name), "__version__", "unknown"))
+    return out

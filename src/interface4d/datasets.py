@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from interface4d import __version__
+from interface4d import versions
 from interface4d.grid import parse_cell
 from interface4d.h5io import atomic_h5, atomic_path, require_complete, set_attrs
 from interface4d.reduce import ReducedCell, read_reduced, reduce_params
@@ -115,18 +114,6 @@ def assign_split(
 
 
 # --------------------------------------------------------------------------- gathering
-
-
-def versions() -> dict[str, str]:
-    import pandas
-
-    return {
-        "interface4d": __version__,
-        "numpy": np.__version__,
-        "h5py": h5py.__version__,
-        "pandas": pandas.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def _check_compatible(cells: Sequence[ReducedCell], reduction: Mapping[str, Any]) -> None:
@@ -261,7 +248,7 @@ def _write_examples(
                 "center_px": json.loads(cells[0].attrs["center_px"]),
                 "split_codes": SPLITS,
                 "sources_sha256": listing,
-                "versions": versions(),
+                "versions": versions("numpy", "h5py", "pandas"),
             },
         )
 

@@ -128,11 +128,12 @@ def enumerate_cells(config: Mapping[str, Any]) -> tuple[list[Cell], list[Duplica
     return cells, duplicates
 
 
-def canonical_grid(config: Mapping[str, Any]) -> dict[str, Any]:
+def canonical_grid(config: Mapping[str, Any], cells: list[Cell] | None = None) -> dict[str, Any]:
     """The grid as the set of cells it makes, in a canonical form: equal for configs that make
     the same cells (0.3 vs 0.30, two fractions on one depth, reordered lists), small at 14,000
     cells (diffusion stays a product). :func:`cells_of_canonical` turns it back into cells."""
-    cells, _ = enumerate_cells(config)
+    if cells is None:
+        cells, _ = enumerate_cells(config)
     grid = config["grid"]
     return {
         "thickness": sorted({fmt(t) for t in grid["thickness"]}, key=float),

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from interface4d import __version__
+from interface4d import versions
 from interface4d.h5io import atomic_h5, require_complete, set_attrs
 
 FORMAT = "interface4d-reduced/1"
@@ -152,15 +151,6 @@ def reduce_params(reduction: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def versions() -> dict[str, str]:
-    return {
-        "interface4d": __version__,
-        "numpy": np.__version__,
-        "h5py": h5py.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def _select_x(
     scan_x: np.ndarray, settings: Mapping[str, Any], window: list[float] | None, path: Path
 ) -> tuple[np.ndarray, float]:
@@ -238,7 +228,7 @@ def reduce_cell(sim_path: str | Path, out_path: str | Path, reduction: Mapping[s
         "source_sha256": file_sha256(sim_path),
         "source_cbed_sha256": array_sha256(cbed),
         "data_sha256": array_sha256(lines, average),
-        "versions": versions(),
+        "versions": versions("numpy", "h5py"),
     }
     with atomic_h5(out_path) as out:
         out.create_dataset("lines", data=lines)

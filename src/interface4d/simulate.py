@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import socket
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from interface4d import __version__
+from interface4d import versions
 from interface4d.h5io import FORMAT, atomic_h5, flatten, set_attrs, write_cbed
 from interface4d.structures import build_from_settings, interface_x
 
@@ -165,24 +164,6 @@ def run(
     )
 
 
-def versions() -> dict[str, str]:
-    import abtem
-    import ase
-    import h5py
-
-    out = {
-        "interface4d": __version__,
-        "abtem": abtem.__version__,
-        "ase": ase.__version__,
-        "numpy": np.__version__,
-        "h5py": h5py.__version__,
-        "python": platform.python_version(),
-    }
-    if "cupy" in sys.modules:
-        out["cupy"] = sys.modules["cupy"].__version__
-    return out
-
-
 def simulate_cell(
     settings: Mapping[str, Any],
     output: str | Path,
@@ -230,7 +211,9 @@ def simulate_cell(
                 float(np.diff(result.scan_x[:2])[0]) if result.scan_x.size > 1 else 0.0,
                 float(np.diff(result.scan_y[:2])[0]) if result.scan_y.size > 1 else 0.0,
             ],
-            "versions": versions(),
+            "versions": versions(
+                "abtem", "ase", "numpy", "h5py", *(["cupy"] if "cupy" in sys.modules else [])
+            ),
             "device": device,
             "threads": threads,
             "max_batch": max_batch,

@@ -40,7 +40,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import signal
 import socket
 import sys
@@ -53,8 +52,10 @@ from typing import Any
 
 import numpy as np
 
+from interface4d import versions
 from interface4d.config import ConfigError
 from interface4d.h5io import atomic_path
+from interface4d.reduce import file_sha256
 
 log = logging.getLogger("interface4d.train")
 
@@ -306,12 +307,6 @@ def weights_digest(model) -> dict[str, Any]:
 # --------------------------------------------------------------------------- files
 
 
-def sha256_file(path: str | Path) -> str:
-    from interface4d.reduce import file_sha256
-
-    return file_sha256(path)
-
-
 def _write_atomic_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -390,27 +385,6 @@ def read_history_csv(path: str | Path) -> list[dict[str, float]]:
             {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
             for row in csv.DictReader(fh)
         ]
-
-
-def versions() -> dict[str, str]:
-    import h5py
-    import horovod
-    import keras
-    import scipy
-    import tensorflow as tf
-
-    import interface4d
-
-    return {
-        "python": platform.python_version(),
-        "interface4d": interface4d.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "horovod": horovod.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "h5py": h5py.__version__,
-    }
 
 
 def _fingerprint(task: str, cfg: Mapping[str, Any], ranks: int, dataset_sha: str) -> str:
@@ -496,7 +470,7 @@ def train(
     if n_train < size:
         data.close()
         raise ValueError(f"{dataset_h5}: {n_train} training examples for {size} ranks")
-    dataset_sha = hvd.broadcast_object(sha256_file(dataset_h5) if rank == 0 else None, 0)
+    dataset_sha = hvd.broadcast_object(file_sha256(dataset_h5) if rank == 0 else None, 0)
     fingerprint = _fingerprint(task, cfg, size, dataset_sha)
 
     stats = input_statistics(data, seed) if rank == 0 else None
@@ -661,7 +635,7 @@ def train(
             "wall_time_s": time.time() - t_start,
             "started": datetime.fromtimestamp(t_start, UTC).isoformat(),
             "host": socket.gethostname(),
-            "versions": versions(),
+            "versions": versions("tensorflow", "keras", "horovod", "numpy", "scipy", "h5py"),
         }
         _write_atomic_text(provenance_out, json.dumps(provenance, indent=2, default=float) + "\n")
     return final

@@ -30,7 +30,7 @@ validate(config, "../schemas/config.schema.yaml")
 RESULTS = config["results"]
 CELLS, DUPLICATES = enumerate_cells(config)
 CELL_IDS = [c.id for c in CELLS]
-CANONICAL_GRID = canonical_grid(config)
+CANONICAL_GRID = canonical_grid(config, CELLS)
 THICKNESSES = [fmt(t) for t in config["grid"]["thickness"]]
 PACKAGE = Path(workflow.basedir) / "src" / "interface4d"
 CODE = code_hash(PACKAGE)
