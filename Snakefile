@@ -30,6 +30,8 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/reduce.smk"
 # 4. network: 3D CNN classifier (all thicknesses) and step-depth regressors (per thickness)
 include: "workflow/rules/train.smk"
+# 5. evaluation: accuracy, saliency, error vs thickness, transferability, dose (Figs. 3-5)
+include: "workflow/rules/evaluate.smk"
 
 
 # Light rules that run on the submit host, not as cluster jobs.
@@ -37,6 +39,7 @@ localrules:
     all,
     draw_structures,
     plot_scan,
+    summarise,
 
 
 rule all:
@@ -46,3 +49,4 @@ rule all:
         figures=figure_outputs(),
         datasets=dataset_outputs(),
         models=model_outputs(),
+        evaluation=evaluation_outputs(),

@@ -76,6 +76,34 @@ def test_run_writes_every_output(done):
     assert not list((done / "results").rglob("*.part-*"))
 
 
+def test_evaluation_agrees_with_training_and_feeds_the_headline(done):
+    """The evaluated validation accuracy / MAE are the training's last validation epoch (same
+    examples, same augmentation draws), and the headline file holds them."""
+    import json
+
+    from interface4d.train import read_history_csv
+
+    res = done / "results"
+    cls = json.loads((res / "metrics/classifier.json").read_text())
+    last = read_history_csv(res / "models/classifier_history.csv")[-1]
+    assert cls["accuracy"] == pytest.approx(last["val_accuracy"], abs=1e-6)
+    assert (
+        cls["n_val_cells"] >= 2 and sum(map(sum, cls["confusion_matrix"])) == cls["n_val_examples"]
+    )
+    reg = json.loads((res / "metrics/regression.json").read_text())
+    assert reg["reference_thickness"] == 60.0  # nearest to 200 A in the tiny grid
+    for r in reg["per_thickness"]:
+        t = f"{r['thickness']:g}"
+        hist = read_history_csv(res / f"models/regressor_t{t}_history.csv")[-1]
+        assert r["mae"] == pytest.approx(hist["val_mae"], rel=1e-5, abs=1e-6)
+    head = json.loads((res / "metrics/headline.json").read_text())
+    assert head["classification"]["accuracy"] == cls["accuracy"]
+    assert set(head["regression"]["transfer_mae_by_thickness"]) == {"40", "60"}
+    for fig in ("classifier/saliency", "regression/transfer_error", "dose/dose_study"):
+        assert (res / f"figures/{fig}.png").stat().st_size > 10_000
+        assert (res / f"figures/{fig}.svg").exists()
+
+
 def test_nothing_to_do_after_run(done):
     assert planned(done, "--configfile", "tiny.yaml") == {}
 
@@ -109,6 +137,9 @@ def test_override_reruns_only_that_cell_and_what_aggregates_it(done):
     assert by_rule.pop("gather_regress") == {"results/datasets/regress_t60.h5"}
     assert by_rule.pop("train_classifier") == {"results/models/classifier.keras"}
     assert by_rule.pop("train_regressor") == {"results/models/regressor_t60.keras"}
+    assert by_rule.pop("evaluate_classifier") == {"results/metrics/classifier.json"}
+    assert by_rule.pop("evaluate_regressors") == {"results/metrics/regression.json"}
+    assert by_rule.pop("summarise") == {"results/metrics/headline.json"}
     assert set(by_rule) <= {"simulate", "all"}, by_rule
     summary = snakemake(done, "--summary", "--configfile", "override.yaml").stdout
     changed = [line for line in summary.splitlines() if "params changed" in line.lower()]

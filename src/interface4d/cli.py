@@ -190,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
+    sub.add_parser(
+        "evaluate",
+        help="evaluate networks, headline numbers, dose study; see interface4d evaluate --help",
+        add_help=False,
+    )
+
     pm = sub.add_parser("plot-scan", help="mean-intensity image and CBED montage of one cell")
     pm.add_argument("input")
     pm.add_argument("-o", "--output", required=True)
@@ -204,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         from interface4d.train import main as train_main
 
         return train_main(argv[1:])
+    if argv[:1] == ["evaluate"]:  # TensorFlow (classify, regress) inside; its own parser
+        from interface4d.evaluate import main as evaluate_main
+
+        return evaluate_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -100,6 +100,7 @@ def check_physics(config: Mapping[str, Any]) -> None:
     from interface4d.grid import enumerate_cells
 
     _check_blocks(config)
+    _check_evaluation(config)
     overrides = config.get("overrides") or []
     if overrides:
         cells = [c.id for c in enumerate_cells(config)[0]]
@@ -121,6 +122,21 @@ def check_physics(config: Mapping[str, Any]) -> None:
                 _check_blocks(merged)
             except ConfigError as exc:
                 raise ConfigError(f"config key '{key}' (cells {o['cells']!r}): {exc}") from None
+
+
+def _check_evaluation(config: Mapping[str, Any]) -> None:
+    """``evaluation.reference_thickness`` must be a thickness with step cells (a regressor)."""
+    ref = (config.get("evaluation") or {}).get("reference_thickness")
+    if ref is None:
+        return
+    grid = config["grid"]
+    with_steps = sorted(grid["thickness"]) if grid.get("step_fraction") else []
+    if not any(math.isclose(float(ref), float(t), abs_tol=1e-6) for t in with_steps):
+        raise ConfigError(
+            f"config key 'evaluation.reference_thickness' = {ref!r}: must be one of the grid's "
+            f"thicknesses with step cells {with_steps} (its step-position model is applied to "
+            "the other thicknesses)"
+        )
 
 
 def _check_blocks(config: Mapping[str, Any]) -> None:

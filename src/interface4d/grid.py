@@ -166,6 +166,7 @@ def report_duplicates(duplicates: Iterable[Duplicate]) -> None:
 REDUCE_MODULES = ("reduce.py", "h5io.py")
 GATHER_MODULES = ("datasets.py", "reduce.py", "h5io.py")
 TRAIN_MODULES = ("datasets.py", "model.py", "augment.py", "train.py")
+EVAL_MODULES = ("evaluate.py", "figures.py", "metrics.py", "augment.py", "datasets.py")
 
 
 def code_hash(

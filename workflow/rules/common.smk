@@ -7,9 +7,11 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from interface4d import headline  # noqa: E402
 from interface4d.config import validate_config  # noqa: E402
 from interface4d.grid import (  # noqa: E402
     CELL_PATTERN,
+    EVAL_MODULES,
     GATHER_MODULES,
     REDUCE_MODULES,
     TRAIN_MODULES,
@@ -37,8 +39,16 @@ CODE = code_hash(PACKAGE)
 REDUCE_CODE = code_hash(PACKAGE, REDUCE_MODULES)
 GATHER_CODE = code_hash(PACKAGE, GATHER_MODULES)
 TRAIN_CODE = code_hash(PACKAGE, TRAIN_MODULES)
+EVAL_CODE = code_hash(PACKAGE, EVAL_MODULES)
 SPLIT_KEYS = ("val_fraction", "split", "split_seed")
 LEARNED_KINDS = ("step", "diffusion")
+
+# The report's top page (workflow/report/workflow.rst) reads these through Jinja; the schema
+# forbids a user key of this name, and no job's params include it.
+config["_report"] = {
+    "n_cells": len(CELLS),
+    "headline": headline.lines(headline.load(f"{RESULTS}/metrics/headline.json")),
+}
 
 if DUPLICATES:
     logger.warning(
@@ -166,7 +176,70 @@ def training_params(task):
     return JsonDict({k: v for k, v in config["training"].items() if k != other})
 
 
+def regress_thicknesses():
+    """Thicknesses with step cells: each has a step-position model."""
+    return [t for t in THICKNESSES if cells_of_thickness(t, "step")]
+
+
+def evaluation_params():
+    """The evaluation block (doses, reference thickness, examples)."""
+    return JsonDict(config["evaluation"])
+
+
+def validation_augment():
+    """Evaluation sees the validation data as training's validation pass did."""
+    return JsonDict(augment=config["training"]["augment"])
+
+
+def regression_inputs(kind):
+    pattern = {
+        "models": "models/regressor_t{t}.keras",
+        "histories": "models/regressor_t{t}_history.csv",
+        "datasets": "datasets/regress_t{t}.h5",
+        "manifests": "datasets/regress_t{t}.csv",
+    }[kind]
+    return [f"{RESULTS}/{pattern.format(t=t)}" for t in regress_thicknesses()]
+
+
+def summary_inputs(wildcards):
+    out = {"classifier": f"{RESULTS}/metrics/classifier.json"}
+    if regress_thicknesses():
+        out["regression"] = f"{RESULTS}/metrics/regression.json"
+    return out
+
+
+def evaluation_outputs():
+    return [f"{RESULTS}/metrics/headline.json"]
+
+
 def launcher(wildcards, threads):
     """How a training job starts its Horovod ranks: horovodrun here; profiles set jsrun/srun."""
     ranks = config["training"]["ranks"]
     return f"horovodrun -np {ranks} -H localhost:{ranks} --gloo" if ranks > 1 else ""
+
+
+CLASSIFIER_FIGURES = (
+    "training",
+    "performance",
+    "accuracy_by_group",
+    "examples",
+    "saliency",
+)
+REGRESSION_FIGURES = (
+    "training",
+    "predicted_vs_true",
+    "examples",
+    "error_vs_thickness",
+    "transfer_predicted_vs_true",
+    "transfer_error",
+)
+
+
+def eval_figure(group, name, caption, category, subcategory=None):
+    """An evaluation figure (PNG) marked for the report; its SVG twin is a plain output."""
+    return report(
+        f"{RESULTS}/figures/{group}/{name}.png",
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory=subcategory,
+    )

@@ -1,0 +1,389 @@
+"""Evaluation figures (Oxley et al. 2020, Figs. 3-5, and the dose study).
+
+Object-oriented matplotlib only (``Figure``, no ``pyplot``, no global backend change). Every
+figure is written twice, ``<stem>.png`` (150 dpi, for the report) and ``<stem>.svg``. Inputs are
+the plain tables and dicts :mod:`interface4d.evaluate` computes; nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+DPI = 150
+CLASS_NAMES = ("step", "diffusion")
+CLASS_LABELS = {"step": "buried step", "diffusion": "intermixing"}
+
+
+def save(fig: Figure, stem: str | Path) -> Path:
+    """Write ``stem.png`` and ``stem.svg``; returns the PNG path."""
+    stem = Path(stem)
+    if stem.suffix in (".png", ".svg"):
+        stem = stem.with_suffix("")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png = stem.with_suffix(".png")
+    fig.savefig(png, dpi=DPI)
+    fig.savefig(stem.with_suffix(".svg"))
+    return png
+
+
+def _empty(ax, text: str = "no validation examples") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _t(x: Any) -> str:
+    return f"{float(x):g}"
+
+
+# --------------------------------------------------------------------------- training
+
+
+def training_curves(
+    histories: Mapping[str, Sequence[Mapping[str, float]]], task: str, stem: str | Path
+) -> Path:
+    """Loss and accuracy (classify) or MAE (regress) per epoch, training vs validation
+    (Fig. 3b). One column per network in ``histories``."""
+    metric = "accuracy" if task == "classify" else "mae"
+    names = list(histories) or ["(none)"]
+    fig = Figure(figsize=(4.2 * min(len(names), 4), 5.6), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(2, len(names), squeeze=False))
+    for j, name in enumerate(names):
+        hist = histories.get(name, [])
+        ax_l, ax_m = axes[0, j], axes[1, j]
+        if not hist:
+            _empty(ax_l, "no history")
+            _empty(ax_m, "no history")
+            continue
+        ep = [h["epoch"] for h in hist]
+        ax_l.plot(ep, [h["loss"] for h in hist], label="training")
+        ax_l.plot(ep, [h["val_loss"] for h in hist], label="validation")
+        ax_l.set_ylabel("loss")
+        title = name if task == "classify" else f"{name} Å model"
+        ax_l.set_title(title, fontsize=9)
+        ax_l.legend(fontsize=7)
+        ax_m.plot(ep, [h[metric] for h in hist], label="training")
+        ax_m.plot(ep, [h[f"val_{metric}"] for h in hist], label="validation")
+        ax_m.set_xlabel("epoch")
+        ax_m.set_ylabel("accuracy" if metric == "accuracy" else "MAE (step fraction)")
+        if metric == "accuracy":
+            ax_m.set_ylim(0, 1.02)
+            ax_m.axhline(0.95, color="0.6", ls=":", lw=0.8)
+        last = hist[-1][f"val_{metric}"]
+        ax_m.set_title(f"final validation {metric}: {last:.3f}", fontsize=8)
+    fig.suptitle("Training curves (validation augmented every epoch, as in training)", fontsize=10)
+    return save(fig, stem)
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def classifier_performance(result: Mapping[str, Any], stem: str | Path) -> Path:
+    """Confusion matrix, ROC curve with AUC, and reliability diagram with ECE."""
+    fig = Figure(figsize=(12.5, 4.0), layout="constrained")
+    ax_c, ax_r, ax_k = fig.subplots(1, 3)
+    cm = np.asarray(result["confusion_matrix"], dtype=float)
+    im = ax_c.imshow(cm, cmap="Blues", vmin=0)
+    for i in range(2):
+        for j in range(2):
+            frac = cm[i, j] / cm[i].sum() if cm[i].sum() else float("nan")
+            ax_c.text(
+                j, i, f"{int(cm[i, j])}\n({frac:.0%})", ha="center", va="center",
+                color="w" if cm[i, j] > cm.max() / 2 else "k", fontsize=9,
+            )  # fmt: skip
+    labels = [CLASS_LABELS[c] for c in CLASS_NAMES]
+    ax_c.set_xticks([0, 1], labels)
+    ax_c.set_yticks([0, 1], labels)
+    ax_c.set_xlabel("predicted")
+    ax_c.set_ylabel("true")
+    ax_c.set_title(
+        f"accuracy {result['accuracy']:.3f} ({result['n_val_examples']} examples, "
+        f"{result['n_val_cells']} cells)",
+        fontsize=9,
+    )
+    fig.colorbar(im, ax=ax_c, shrink=0.8)
+    fpr, tpr = result["roc"]["fpr"], result["roc"]["tpr"]
+    if len(fpr):
+        ax_r.plot(fpr, tpr, drawstyle="steps-post", label="classifier")
+        ax_r.plot([0, 1], [0, 1], color="0.6", ls="--", lw=0.8, label="chance")
+        ax_r.set_title(f"ROC (intermixing = positive): AUC {result['auc']:.3f}", fontsize=9)
+        ax_r.legend(fontsize=7, loc="lower right")
+    else:
+        _empty(ax_r, "one class only: no ROC")
+    ax_r.set_xlabel("false positive rate")
+    ax_r.set_ylabel("true positive rate")
+    ax_r.set_aspect("equal")
+    rel = result["reliability"]
+    edges = np.asarray(rel["bin_edges"], float)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    acc = np.asarray([np.nan if a is None else a for a in rel["accuracy"]], float)
+    count = np.asarray(rel["count"])
+    ax_k.bar(centres, np.nan_to_num(acc), width=np.diff(edges), edgecolor="k", alpha=0.7)
+    ax_k.plot([0, 1], [0, 1], color="0.4", ls="--", lw=0.8, label="perfect calibration")
+    for c, a, n in zip(centres, acc, count, strict=True):
+        if n:
+            ax_k.text(c, min(np.nan_to_num(a) + 0.02, 0.97), str(int(n)), ha="center", fontsize=6)
+    ax_k.set_xlim(0.45, 1.0)
+    ax_k.set_ylim(0, 1.02)
+    ax_k.set_xlabel("confidence (top-class softmax)")
+    ax_k.set_ylabel("accuracy in bin")
+    ax_k.set_title(f"reliability: ECE {result['ece']:.3f} (counts on bars)", fontsize=9)
+    ax_k.legend(fontsize=7, loc="upper left")
+    return save(fig, stem)
+
+
+def accuracy_by_group(result: Mapping[str, Any], stem: str | Path) -> Path:
+    """Where the classifier fails: accuracy per thickness, step fraction and Ti fraction."""
+    fig = Figure(figsize=(12.5, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3, sharey=True)
+    specs = (
+        ("by_thickness", "thickness", "thickness (Å)", "all validation examples"),
+        ("by_step_fraction", "step_fraction", "step depth / thickness", "buried-step examples"),
+        ("by_ti_fraction", "ti_fraction", "Ti fraction in the first AlO$_2$ layer", "intermixing"),
+    )
+    for ax, (key, col, xlabel, title) in zip(axes, specs, strict=True):
+        groups = result.get(key) or []
+        if not groups:
+            _empty(ax)
+        else:
+            xs = [g[col] for g in groups]
+            ys = [g["accuracy"] for g in groups]
+            ax.plot(xs, ys, "o-")
+            for x, y, g in zip(xs, ys, groups, strict=True):
+                ax.annotate(
+                    f"n={g['n']}", (x, y), xytext=(0, -11), textcoords="offset points",
+                    ha="center", fontsize=6,
+                )  # fmt: skip
+        ax.axhline(result["accuracy"], color="0.5", ls=":", lw=0.8)
+        ax.set_ylim(-0.05, 1.1)
+        ax.set_xlabel(xlabel)
+        ax.set_title(title, fontsize=9)
+    axes[0].set_ylabel("validation accuracy")
+    return save(fig, stem)
+
+
+def _montage(ax, stack: np.ndarray, n: int = 8, vmax: float | None = None) -> None:
+    """``n`` patterns of a (nx, k, k) stack side by side, evenly spaced along the scan."""
+    picks = np.unique(np.round(np.linspace(0, len(stack) - 1, min(n, len(stack)))).astype(int))
+    row = np.concatenate([np.pad(stack[i].T, ((1, 1), (1, 1)), constant_values=np.nan)
+                          for i in picks], axis=1)  # fmt: skip
+    ax.imshow(row, origin="lower", cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def classifier_examples(x: np.ndarray, rows: pd.DataFrame, stem: str | Path) -> Path:
+    """Validation examples as the network sees them (augmented stacks along the scan) with the
+    softmax confidence for each class (Fig. 3c)."""
+    n = max(len(rows), 1)
+    fig = Figure(figsize=(11.0, 1.9 * n + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(n, 1))
+    if not len(rows):
+        _empty(axes[0])
+    for ax, xi, (_, r) in zip(axes, x, rows.iterrows(), strict=False):
+        _montage(ax, xi, vmax=float(np.percentile(xi, 99.5)))
+        truth = CLASS_LABELS[r["kind"]]
+        detail = (
+            f"step at {r['step_fraction']:.2f} of the thickness"
+            if r["kind"] == "step"
+            else f"Ti fraction {r['ti_fraction']:g}"
+        )
+        verdict = "correct" if bool(r["correct"]) else "WRONG"
+        ax.set_title(
+            f"{r['cell']} line {int(r['line'])}: true {truth} ({detail}), "
+            f"P(step) = {r['p_step']:.3f}, P(intermixing) = {r['p_diffusion']:.3f}: {verdict}",
+            fontsize=8,
+            loc="left",
+        )
+    fig.suptitle("Example validation inputs (8 of the patterns along the line, noise as seen by "
+                 "the network) and predictions", fontsize=9)  # fmt: skip
+    return save(fig, stem)
+
+
+def saliency_maps(
+    x: np.ndarray,
+    sal: np.ndarray,
+    rows: pd.DataFrame,
+    stem: str | Path,
+    scan_x: Sequence[float] | None = None,
+) -> Path:
+    """Saliency: |d P(predicted class) / d input| integrated along the scan axis (a k x k map
+    over the detector, Fig. 3d), its profile along the scan, and the mean input pattern.
+    ``scan_x``: probe positions (Å from the interface) of the stack, for the profile's axis."""
+    n = max(len(rows), 1)
+    fig = Figure(figsize=(11.0, 3.2 * n), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(n, 3, squeeze=False))
+    if not len(rows):
+        for ax in axes[0]:
+            _empty(ax)
+    for ax_row, xi, si, (_, r) in zip(axes, x, sal, rows.iterrows(), strict=False):
+        a0, a1, a2 = ax_row
+        im0 = a0.imshow(xi.mean(axis=0).T, origin="lower", cmap="viridis")
+        a0.set_title(f"{r['cell']} line {int(r['line'])}: mean input pattern", fontsize=8)
+        fig.colorbar(im0, ax=a0, shrink=0.8)
+        im1 = a1.imshow(si.sum(axis=0).T, origin="lower", cmap="inferno")
+        a1.set_title(
+            f"saliency of P({CLASS_LABELS[r['predicted']]}) summed over the scan", fontsize=8
+        )
+        fig.colorbar(im1, ax=a1, shrink=0.8)
+        for a in (a0, a1):
+            a.set_xlabel("k$_x$ (px)")
+            a.set_ylabel("k$_y$ (px)")
+        xs = np.arange(len(si)) if scan_x is None else np.asarray(scan_x, float)
+        a2.plot(xs, si.sum(axis=(1, 2)), "o-", ms=3)
+        if scan_x is not None:
+            a2.axvline(0.0, color="0.5", ls="--", lw=0.8)
+        a2.set_xlabel("probe x from the interface (Å)" if scan_x is not None else "probe index")
+        a2.set_ylabel("saliency (summed over the pattern)")
+        a2.set_title("where along the scan the decision is made", fontsize=8)
+    return save(fig, stem)
+
+
+# --------------------------------------------------------------------------- regression
+
+
+def _panels(n: int) -> tuple[int, int]:
+    cols = min(n, 4)
+    return -(-n // cols), cols
+
+
+def regression_scatter(
+    df: pd.DataFrame, panel_column: str, stem: str | Path, model_thickness: float | None = None
+) -> Path:
+    """Predicted vs true step fraction, one panel per thickness, the ideal line in red
+    (Fig. 4a-d; with ``model_thickness``, one model on other thicknesses: Fig. 5a-c)."""
+    values = sorted(df[panel_column].unique()) if len(df) else []
+    rows, cols = _panels(max(len(values), 1))
+    fig = Figure(figsize=(3.4 * cols, 3.4 * rows + 0.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    if not values:
+        _empty(axes[0], "no other thickness to transfer to" if model_thickness else None)
+    for ax, v in zip(axes, values, strict=False):
+        sub = df[df[panel_column] == v]
+        ax.plot([0, 1], [0, 1], color="r", lw=1.0)
+        ax.scatter(sub["true"], sub["predicted"], s=14, alpha=0.7, edgecolors="k", linewidths=0.3)
+        mae = float(np.mean(sub["abs_error"])) if len(sub) else float("nan")
+        label = f"{_t(v)} Å data" if model_thickness is not None else f"{_t(v)} Å"
+        ax.set_title(f"{label}: MAE {mae:.3f} (n={len(sub)})", fontsize=9)
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_aspect("equal")
+        ax.set_xlabel("true step fraction")
+        ax.set_ylabel("predicted step fraction")
+    for ax in axes[len(values) :]:
+        if values:
+            ax.set_axis_off()
+    if model_thickness is not None:
+        fig.suptitle(
+            f"Transferability: the {_t(model_thickness)} Å model on other thicknesses' "
+            "validation data",
+            fontsize=10,
+        )
+    else:
+        fig.suptitle("Step position: each thickness's model on its validation data", fontsize=10)
+    return save(fig, stem)
+
+
+def error_vs_thickness(per_thickness: Sequence[Mapping[str, Any]], stem: str | Path) -> Path:
+    """Mean absolute error of each thickness's own model vs thickness (Fig. 5d)."""
+    fig = Figure(figsize=(5.0, 3.6), layout="constrained")
+    ax = fig.subplots()
+    ts = [r["thickness"] for r in per_thickness]
+    maes = [np.nan if r["mae"] is None else r["mae"] for r in per_thickness]
+    ax.plot(ts, maes, "o-")
+    for t, m, r in zip(ts, maes, per_thickness, strict=True):
+        ax.annotate(f"n={r['n_val']}", (t, m), xytext=(0, 6), textcoords="offset points",
+                    ha="center", fontsize=7)  # fmt: skip
+    ax.set_xlabel("thickness (Å)")
+    ax.set_ylabel("MAE (step fraction)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Step-position error vs thickness (own model)", fontsize=9)
+    return save(fig, stem)
+
+
+def transfer_error(result: Mapping[str, Any], stem: str | Path) -> Path:
+    """Error of the reference model vs the data's thickness, with each thickness's own model
+    for comparison (Fig. 5e)."""
+    ref = result["reference_thickness"]
+    curve = result["transfer"]["curve"]
+    own = {r["thickness"]: r["mae"] for r in result["per_thickness"]}
+    fig = Figure(figsize=(5.4, 3.8), layout="constrained")
+    ax = fig.subplots()
+    ts = [r["data_thickness"] for r in curve]
+    ax.plot(ts, [r["mae"] for r in curve], "o-", label=f"{_t(ref)} Å model")
+    ax.plot(ts, [own.get(t) for t in ts], "s--", color="0.5", label="own-thickness model")
+    ax.axvline(ref, color="r", lw=0.8, ls=":")
+    ax.set_xlabel("thickness of the validation data (Å)")
+    ax.set_ylabel("MAE (step fraction)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7)
+    ax.set_title("Transferability: error vs thickness", fontsize=9)
+    return save(fig, stem)
+
+
+def regression_examples(
+    x: np.ndarray, rows: pd.DataFrame, thickness: float, stem: str | Path
+) -> Path:
+    """Validation inputs (unit-cell averaged stacks) with the true and predicted step fraction
+    (Fig. 4e)."""
+    n = max(len(rows), 1)
+    fig = Figure(figsize=(11.0, 1.9 * n + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(n, 1))
+    if not len(rows):
+        _empty(axes[0])
+    for ax, xi, (_, r) in zip(axes, x, rows.iterrows(), strict=False):
+        _montage(ax, xi, vmax=float(np.percentile(xi, 99.5)))
+        ax.set_title(
+            f"{r['cell']}: true step fraction {r['true']:.3f} "
+            f"({r['true'] * thickness:.0f} Å deep), predicted {r['predicted']:.3f} "
+            f"({r['predicted'] * thickness:.0f} Å)",
+            fontsize=8,
+            loc="left",
+        )
+    fig.suptitle(f"Example step-position predictions, {_t(thickness)} Å (unit-cell averaged "
+                 "patterns along the scan)", fontsize=9)  # fmt: skip
+    return save(fig, stem)
+
+
+# --------------------------------------------------------------------------- dose
+
+
+def dose_study(df: pd.DataFrame, stem: str | Path) -> Path:
+    """Classification accuracy and step-position MAE vs electron dose per pattern; the
+    noiseless value is drawn as a horizontal line."""
+    fig = Figure(figsize=(10.5, 3.8), layout="constrained")
+    ax_a, ax_m = fig.subplots(1, 2)
+    for ax, net, col, ylabel in (
+        (ax_a, "classifier", "accuracy", "classification accuracy"),
+        (ax_m, "regressor", "mae", "MAE (step fraction)"),
+    ):
+        sub = df[df["network"] == net] if len(df) else df
+        if sub is None or not len(sub):
+            _empty(ax, f"no {net}")
+            continue
+        for i, (label, grp) in enumerate(sub.groupby("thickness", sort=True)):
+            finite = grp[np.isfinite(grp["dose_e_per_pattern"].astype(float))]
+            color = f"C{i}"
+            name = "all thicknesses" if label == "all" else f"{label} Å"
+            ax.plot(finite["dose_e_per_pattern"], finite[col], "o-", color=color, label=name)
+            clean = grp[~np.isfinite(grp["dose_e_per_pattern"].astype(float))]
+            if len(clean) and not math.isnan(float(clean[col].iloc[0])):
+                ax.axhline(float(clean[col].iloc[0]), color=color, ls=":", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("dose (electrons per pattern)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+        if col == "accuracy":
+            ax.set_ylim(0.4, 1.02)
+            ax.axhline(0.95, color="0.6", ls="--", lw=0.7)
+        else:
+            ax.set_ylim(bottom=0)
+    fig.suptitle("Dose study: validation data at a fixed dose (dotted: noiseless)", fontsize=10)
+    return save(fig, stem)

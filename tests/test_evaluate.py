@@ -1,0 +1,293 @@
+"""Evaluation: validation inputs as in training, saliency, the classifier and regressor
+evaluations on real (small) Keras models, the summary and the report's headline text."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from interface4d import headline
+from interface4d.augment import augment_batch, draw_angle, draw_dose, rotate_patterns, val_rng
+from interface4d.config import ConfigError, check_physics, load_config
+from interface4d.evaluate import (
+    NOISELESS,
+    augment_for_eval,
+    complete_evaluation_config,
+    evaluate_classifier,
+    evaluate_regressors,
+    reference_thickness,
+    summarise,
+)
+
+from .cnn_synthetic import write_dataset
+from .helpers import ROOT
+
+AUG = {"dose": [1e4, 1e6], "rotation_deg": 2.0, "val_seed": 1234}
+
+
+def _x(n=5, nx=4, k=12, seed=0):
+    return np.random.default_rng(seed).uniform(0, 0.01, (n, nx, k, k)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def test_validation_inputs_equal_trainings_validation_pass():
+    x, idx = _x(), np.array([3, 8, 9, 20, 41])
+    ours = augment_for_eval(x, idx, AUG, "val")
+    training = augment_batch(
+        x, idx, split="val", seed=1234, epoch=0, dose_range=AUG["dose"], rotation_deg=2.0
+    )
+    np.testing.assert_array_equal(ours, training)
+
+
+def test_fixed_dose_keeps_the_rotation_draw_and_noiseless_has_no_noise():
+    x, idx = _x(n=2), np.array([5, 6])
+    clean = augment_for_eval(x, idx, AUG, NOISELESS)
+    for j, i in enumerate(idx):
+        rng = val_rng(1234, int(i))
+        draw_dose(rng, AUG["dose"])
+        np.testing.assert_array_equal(clean[j], rotate_patterns(x[j], draw_angle(rng, 2.0)))
+    low = augment_for_eval(x, idx, AUG, 1e3)
+    high = augment_for_eval(x, idx, AUG, 1e8)
+    err_low, err_high = np.abs(low - clean).mean(), np.abs(high - clean).mean()
+    assert err_high < err_low / 30  # shot noise falls as 1/sqrt(dose): 1e2.5 ~ 316x
+
+
+def test_reference_thickness_default_and_errors():
+    assert reference_thickness(None, [100, 150, 200, 250]) == 200
+    assert reference_thickness(None, [40, 60]) == 60
+    assert reference_thickness(None, [150, 250]) == 150  # tie: the thinner
+    assert reference_thickness(150, [100, 150]) == 150
+    with pytest.raises(ValueError, match=r"evaluation.reference_thickness = 175.*\[.100., .150.\]"):
+        reference_thickness(175, [100, 150])
+
+
+def test_config_rejects_a_reference_thickness_without_a_model():
+    cfg = load_config(ROOT / "tests/configs/tiny.yaml")
+    cfg["evaluation"] = {"reference_thickness": 50}
+    with pytest.raises(ConfigError, match="evaluation.reference_thickness' = 50"):
+        check_physics(cfg)
+    cfg["evaluation"] = {"reference_thickness": 60}
+    check_physics(cfg)
+
+
+def test_evaluation_block_defaults_and_unknown_keys():
+    cfg = complete_evaluation_config({"doses": [1e5, 1e3]})
+    assert cfg["doses"] == [1e3, 1e5] and cfg["reference_thickness"] is None
+    with pytest.raises(ValueError, match="unknown keys"):
+        complete_evaluation_config({"dose": [1]})
+    with pytest.raises(ValueError, match="evaluation.doses"):
+        complete_evaluation_config({"doses": [0]})
+
+
+# --------------------------------------------------------------------------- real models
+
+
+def _model(path, task, nx=4, k=12, seed=0):
+    import keras
+
+    from interface4d.model import build_model
+
+    keras.utils.set_random_seed(seed)
+    mean = np.full((nx, k, k), 1.0 / (k * k), np.float32)
+    model = build_model((nx, k, k), task, (4,), 3, (8, 8), 0.15, input_mean=mean, input_std=0.003)
+    model.save(path)
+    return path
+
+
+def _manifest(h5_path, csv_path, kind_of, thickness=100.0):
+    with h5py.File(h5_path) as f:
+        y, split, cells = f["y"][()], f["split"][()], f["cell"].asstr()[()]
+    rows = []
+    for i, (t, s, c) in enumerate(zip(y, split, cells, strict=True)):
+        kind = kind_of(t)
+        rows.append(
+            {
+                "index": i,
+                "cell": c,
+                "class": 0 if kind == "step" else 1,
+                "kind": kind,
+                "thickness": thickness,
+                "step_fraction": float(t) if kind == "step" else None,
+                "ti_fraction": None if kind == "step" else 0.1 * (1 + i % 3),
+                "seed": 1,
+                "line": i % 2,
+                "split": "val" if s else "train",
+                "target": float(t),
+                "source": "synthetic",
+            }
+        )
+    pd.DataFrame(rows).to_csv(csv_path, index=False)
+    return csv_path
+
+
+def _history(path, metric):
+    path.write_text(
+        f"epoch,loss,{metric},val_loss,val_{metric}\n1,0.7,0.5,0.69,0.5\n2,0.6,0.6,0.65,0.55\n"
+    )
+    return path
+
+
+def _by_hand(model_path, data_path, dose="val"):
+    """Predictions recomputed without the evaluation module: keras predict on the val rows."""
+    import keras
+
+    model = keras.models.load_model(model_path, compile=False)
+    with h5py.File(data_path) as f:
+        split = f["split"][()]
+        idx = np.flatnonzero(split == 1)
+        x, y = f["x"][()][idx], f["y"][()][idx]
+    xv = augment_for_eval(x, idx, AUG, dose)
+    return idx, y, model.predict(xv[..., None], verbose=0)
+
+
+def test_classifier_evaluation_matches_a_hand_computation(tmp_path):
+    data = write_dataset(tmp_path / "c.h5", n=40, nx=4, k=12, seed=3)
+    man = _manifest(data, tmp_path / "c.csv", lambda t: "diffusion" if t else "step")
+    model = _model(tmp_path / "c.keras", "classify")
+    res = evaluate_classifier(
+        model,
+        data,
+        man,
+        _history(tmp_path / "h.csv", "accuracy"),
+        {"augment": AUG},
+        {"doses": [1e3, 1e6], "examples_per_class": 1},
+        tmp_path / "metrics",
+        tmp_path / "figures",
+    )
+    idx, y, prob = _by_hand(model, data)
+    pred = prob.argmax(axis=1)
+    m = res.metrics
+    assert m["n_val_examples"] == len(idx) == len(res.predictions)
+    assert m["accuracy"] == pytest.approx((pred == y).mean())
+    np.testing.assert_array_equal(res.predictions["index"], idx)
+    np.testing.assert_allclose(res.predictions["p_diffusion"], prob[:, 1], rtol=1e-5)
+    cm = np.zeros((2, 2), int)
+    for t, p in zip(y, pred, strict=True):
+        cm[t, p] += 1
+    np.testing.assert_array_equal(m["confusion_matrix"], cm)
+    assert [r["dose"] for r in m["dose"]] == ["1000", "1e+06", NOISELESS]
+    _, _, clean = _by_hand(model, data, NOISELESS)
+    assert m["dose"][-1]["accuracy"] == pytest.approx((clean.argmax(axis=1) == y).mean())
+    assert sum(g["n"] for g in m["by_thickness"]) == len(idx)
+    saved = json.loads((tmp_path / "metrics/classifier.json").read_text())
+    assert saved["accuracy"] == pytest.approx(m["accuracy"])
+    assert saved["provenance"]["inputs"]["model"]["sha256"]
+    assert len(pd.read_csv(tmp_path / "metrics/classifier_predictions.csv")) == len(idx)
+    for name in ("training", "performance", "accuracy_by_group", "examples", "saliency"):
+        for ext in ("png", "svg"):
+            assert (tmp_path / f"figures/{name}.{ext}").stat().st_size > 5000, name
+
+
+def test_regression_evaluation_and_transferability(tmp_path):
+    ts, models, datas, mans, hists = [100.0, 200.0], [], [], [], []
+    for j, t in enumerate(ts):
+        d = write_dataset(tmp_path / f"r{j}.h5", n=24, nx=4, k=12, task="regress", seed=10 + j)
+        datas.append(d)
+        mans.append(_manifest(d, tmp_path / f"r{j}.csv", lambda _: "step", thickness=t))
+        models.append(_model(tmp_path / f"r{j}.keras", "regress", seed=j))
+        hists.append(_history(tmp_path / f"h{j}.csv", "mae"))
+    res = evaluate_regressors(
+        ts,
+        models,
+        datas,
+        mans,
+        hists,
+        {"augment": AUG},
+        {"doses": [1e4]},
+        tmp_path / "metrics",
+        tmp_path / "figures",
+    )
+    m = res.metrics
+    assert m["reference_thickness"] == 200.0
+    for j, t in enumerate(ts):
+        _, y, pred = _by_hand(models[j], datas[j])
+        own = next(r for r in m["per_thickness"] if r["thickness"] == t)
+        assert own["mae"] == pytest.approx(np.abs(pred[:, 0] - y).mean(), rel=1e-5)
+    # the 200 A model on the 100 A data
+    _, y, pred = _by_hand(models[1], datas[0])
+    curve = {r["data_thickness"]: r["mae"] for r in m["transfer"]["curve"]}
+    assert curve[100.0] == pytest.approx(np.abs(pred[:, 0] - y).mean(), rel=1e-5)
+    assert curve[200.0] == pytest.approx(m["per_thickness"][1]["mae"])
+    df = res.predictions
+    assert set(zip(df["model_thickness"], df["data_thickness"], strict=True)) == {
+        (100.0, 100.0),
+        (200.0, 200.0),
+        (200.0, 100.0),
+    }
+    assert len(res.dose) == 2 * 2  # 1e4 and noiseless per thickness
+    for name in ("predicted_vs_true", "error_vs_thickness", "transfer_error", "examples"):
+        assert (tmp_path / f"figures/{name}.png").stat().st_size > 5000, name
+
+
+def test_saliency_is_the_input_gradient(tmp_path):
+    import keras
+
+    from interface4d.evaluate import saliency
+
+    model = keras.models.load_model(_model(tmp_path / "m.keras", "classify"), compile=False)
+    x = _x(n=1, seed=4) + 1.0 / 144
+    sal = saliency(model, x, output_index=1)[0]
+    i = np.unravel_index(np.argmax(sal), sal.shape)
+    eps = 1e-4
+    xp, xm = x.astype(np.float64).copy(), x.astype(np.float64).copy()
+    xp[(0, *i)] += eps
+    xm[(0, *i)] -= eps
+    fp = float(model(xp[..., None].astype(np.float32), training=False)[0, 1])
+    fm = float(model(xm[..., None].astype(np.float32), training=False)[0, 1])
+    assert sal[i] == pytest.approx(abs(fp - fm) / (2 * eps), rel=0.05)
+    assert sal.shape == x.shape[1:] and (sal >= 0).all()
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def test_summary_and_the_report_headline(tmp_path):
+    cls = {
+        "accuracy": 0.875,
+        "auc": 0.9,
+        "ece": 0.05,
+        "n_val_examples": 40,
+        "n_val_cells": 10,
+        "confusion_matrix": [[18, 2], [3, 17]],
+        "dose": [
+            {"dose": "1000", "dose_e_per_pattern": 1e3, "accuracy": 0.6},
+            {"dose": NOISELESS, "dose_e_per_pattern": None, "accuracy": 0.9},
+        ],
+    }
+    reg = {
+        "reference_thickness": 200.0,
+        "per_thickness": [
+            {"thickness": 100.0, "mae": 0.05, "n_val": 4, "n_val_cells": 4},
+            {"thickness": 200.0, "mae": 0.125, "n_val": 3, "n_val_cells": 3},
+        ],
+        "transfer": {
+            "curve": [
+                {"data_thickness": 100.0, "mae": 0.25, "n": 4},
+                {"data_thickness": 200.0, "mae": 0.125, "n": 3},
+            ]
+        },  # fmt: skip
+        "dose": [{"thickness": 100.0, "dose": "1000", "dose_e_per_pattern": 1e3, "mae": 0.2}],
+    }
+    (tmp_path / "c.json").write_text(json.dumps(cls))
+    (tmp_path / "r.json").write_text(json.dumps(reg))
+    h = summarise(tmp_path / "c.json", tmp_path / "r.json", tmp_path / "m", tmp_path / "d.png")
+    assert h["classification"]["accuracy"] == 0.875
+    assert h["regression"]["mae_by_thickness"] == {"100": 0.05, "200": 0.125}
+    assert h["regression"]["transfer_mae_by_thickness"]["100"] == 0.25
+    table = pd.read_csv(tmp_path / "m/headline.csv")
+    assert table["value"].tolist()[:3] == [0.875, 0.05, 0.125]
+    dose = pd.read_csv(tmp_path / "m/dose_study.csv")
+    assert len(dose) == 3 and (tmp_path / "d.png").exists() and (tmp_path / "d.svg").exists()
+    text = "\n".join(headline.lines(headline.load(tmp_path / "m/headline.json")))
+    assert "**0.875**" in text and "40 validation examples" in text and "10 cells" in text
+    assert "100 Å: **0.050**" in text and "the 200 Å model" in text and "100 Å: 0.250" in text
+    assert "No headline numbers yet" in headline.lines(headline.load(tmp_path / "missing.json"))[0]
+    # classification only (a campaign without step cells)
+    h = summarise(tmp_path / "c.json", None, tmp_path / "m2", tmp_path / "d2.png")
+    assert "regression" not in h
