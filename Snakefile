@@ -1,9 +1,9 @@
 # interface4d: deep learning of buried LAO/STO interface structure from simulated 4D-STEM
 # (after Oxley et al. 2020, MLST 1 04LT01, Fig. 1):
 #
-#   structures  ->  forward model (4D-STEM)  ->  descriptors  ->  network
+#   structures  ->  forward model (4D-STEM)  ->  descriptors  ->  network  ->  evaluation
 #
-# config.yaml is the embedded CPU demo; campaigns/paper.yaml is the paper-scale GPU campaign.
+# config.yaml is the embedded CPU demo; profiles/*/campaign.yaml are paper-scale GPU campaigns.
 
 
 from snakemake.utils import min_version
