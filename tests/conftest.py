@@ -50,3 +50,15 @@ def workdir(tmp_path) -> Path:
             shutil.copy2(src, tmp_path / name)
     shutil.copy2(TINY, tmp_path / "tiny.yaml")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_campaign(tmp_path_factory) -> Path:
+    """The tiny campaign run once to completion with real Snakemake in a temp copy (shared by
+    the workflow and report tests; they only add files beside its results)."""
+    from .helpers import copy_workflow, snakemake
+
+    wd = copy_workflow(tmp_path_factory.mktemp("campaign"))
+    shutil.copy2(TINY, wd / "tiny.yaml")
+    snakemake(wd, "--configfile", "tiny.yaml")
+    return wd

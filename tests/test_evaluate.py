@@ -276,7 +276,11 @@ def test_summary_and_the_report_headline(tmp_path):
     }
     (tmp_path / "c.json").write_text(json.dumps(cls))
     (tmp_path / "r.json").write_text(json.dumps(reg))
-    h = summarise(tmp_path / "c.json", tmp_path / "r.json", tmp_path / "m", tmp_path / "d.png")
+    h = summarise(
+        tmp_path / "c.json", tmp_path / "r.json", tmp_path / "m", tmp_path / "d.png", "x",
+        tmp_path / "head.png",
+    )  # fmt: skip
+    assert (tmp_path / "head.png").stat().st_size > 10_000 and (tmp_path / "head.svg").exists()
     assert h["classification"]["accuracy"] == 0.875
     assert h["regression"]["mae_by_thickness"] == {"100": 0.05, "200": 0.125}
     assert h["regression"]["transfer_mae_by_thickness"]["100"] == 0.25

@@ -32,12 +32,10 @@ def copy_workflow(dest: Path) -> Path:
     return wd
 
 
-@pytest.fixture(scope="module")
-def done(tmp_path_factory) -> Path:
-    """The tiny campaign, run once to completion."""
-    wd = copy_workflow(tmp_path_factory.mktemp("campaign"))
-    snakemake(wd, "--configfile", "tiny.yaml")
-    return wd
+@pytest.fixture
+def done(tiny_campaign) -> Path:
+    """The tiny campaign, run once to completion (session fixture in conftest.py)."""
+    return tiny_campaign
 
 
 def tiny() -> dict:

@@ -577,12 +577,14 @@ def summarise(
     out_dir: str | Path,
     figure_path: str | Path,
     campaign: str = "",
+    headline_figure: str | Path | None = None,
 ) -> dict[str, Any]:
     """Headline numbers and the dose study from the metric files (no TensorFlow).
 
     Writes ``out_dir/headline.json``, ``out_dir/headline.csv`` (quantity, value, detail) and
-    ``out_dir/dose_study.csv`` (network, thickness, dose, accuracy or MAE), and the dose-study
-    figure at ``figure_path`` (``.png`` + ``.svg``).
+    ``out_dir/dose_study.csv`` (network, thickness, dose, accuracy or MAE), the dose-study
+    figure at ``figure_path`` (``.png`` + ``.svg``) and, if given, the headline figure
+    ``headline_figure`` (also both formats).
     """
     from interface4d import figures
 
@@ -670,6 +672,8 @@ def summarise(
     dose_df = pd.DataFrame(dose_rows)
     _write_csv(out_dir / "dose_study.csv", dose_df)
     figures.dose_study(dose_df, Path(figure_path))
+    if headline_figure is not None:
+        figures.headline(headline, Path(headline_figure))
     return headline
 
 
@@ -720,6 +724,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", required=True)
     s.add_argument("--figure", required=True, help="dose-study figure (.png, also .svg)")
     s.add_argument("--campaign", default="")
+    s.add_argument("--headline-figure", help="headline figure (.png, also .svg)")
     return p
 
 
@@ -729,7 +734,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.what == "summary":
             h = summarise(
-                args.classifier, args.regression, args.out_dir, args.figure, args.campaign
+                args.classifier,
+                args.regression,
+                args.out_dir,
+                args.figure,
+                args.campaign,
+                args.headline_figure,
             )
             log.info("headline: %s", json.dumps(_jsonable(h)))
             return 0

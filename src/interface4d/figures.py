@@ -387,3 +387,53 @@ def dose_study(df: pd.DataFrame, stem: str | Path) -> Path:
             ax.set_ylim(bottom=0)
     fig.suptitle("Dose study: validation data at a fixed dose (dotted: noiseless)", fontsize=10)
     return save(fig, stem)
+
+
+# --------------------------------------------------------------------------- headline
+
+
+def headline(h: Mapping[str, Any], stem: str | Path) -> Path:
+    """The campaign's headline numbers at a glance: the classifier's confusion matrix and
+    accuracy, and the step-position error per thickness (own model and the reference model)."""
+    fig = Figure(figsize=(10.5, 3.8), layout="constrained")
+    ax_c, ax_r = fig.subplots(1, 2, width_ratios=[1.0, 1.5])
+    c = h.get("classification") or {}
+    cm = np.asarray(c.get("confusion_matrix") or [[0, 0], [0, 0]], dtype=float)
+    ax_c.imshow(cm, cmap="Blues", vmin=0)
+    for i in range(2):
+        for j in range(2):
+            ax_c.text(j, i, str(int(cm[i, j])), ha="center", va="center",
+                      color="w" if cm[i, j] > cm.max() / 2 else "k")  # fmt: skip
+    labels = [CLASS_LABELS[n] for n in CLASS_NAMES]
+    ax_c.set_xticks([0, 1], labels)
+    ax_c.set_yticks([0, 1], labels)
+    ax_c.set_xlabel("predicted")
+    ax_c.set_ylabel("true")
+    acc = c.get("accuracy")
+    ax_c.set_title(
+        f"classification: accuracy {acc:.3f}\n({c.get('n_val_examples')} validation examples, "
+        f"{c.get('n_val_cells')} held-out cells)"
+        if acc is not None
+        else "classification: n/a",
+        fontsize=9,
+    )
+    r = h.get("regression") or {}
+    if r:
+        own = {float(t): m for t, m in r["mae_by_thickness"].items()}
+        tr = {float(t): m for t, m in r["transfer_mae_by_thickness"].items()}
+        ts = sorted(own)
+        ax_r.plot(ts, [own[t] for t in ts], "o-", label="own-thickness model")
+        ts2 = sorted(tr)
+        ref = r.get("reference_thickness")
+        ax_r.plot(ts2, [tr[t] for t in ts2], "s--", label=f"{_t(ref)} Å model (transfer)")
+        if ref is not None:
+            ax_r.axvline(float(ref), color="r", lw=0.8, ls=":")
+        ax_r.set_xlabel("thickness (Å)")
+        ax_r.set_ylabel("MAE (step fraction)")
+        ax_r.set_ylim(bottom=0)
+        ax_r.legend(fontsize=7)
+        ax_r.set_title("step position: validation error vs thickness", fontsize=9)
+    else:
+        _empty(ax_r, "no step-position models")
+    fig.suptitle(f"Headline numbers, campaign {h.get('campaign') or ''}", fontsize=10)
+    return save(fig, stem)

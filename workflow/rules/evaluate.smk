@@ -145,6 +145,12 @@ rule summarise:
         unpack(summary_inputs),
     output:
         headline=f"{RESULTS}/metrics/headline.json",
+        figure=report(
+            f"{RESULTS}/figures/headline.png",
+            caption="../report/headline_figure.rst",
+            category="0. Headline numbers",
+        ),
+        figure_svg=f"{RESULTS}/figures/headline.svg",
         table=report(
             f"{RESULTS}/metrics/headline.csv",
             caption="../report/headline.rst",
@@ -174,4 +180,4 @@ rule summarise:
     shell:
         "interface4d evaluate summary --classifier {input.classifier} {params.regression}"
         " --out-dir {params.metrics_dir} --figure {output.dose_figure}"
-        " --campaign {params.campaign:q} > {log} 2>&1"
+        " --headline-figure {output.figure} --campaign {params.campaign:q} > {log} 2>&1"
