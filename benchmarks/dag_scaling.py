@@ -1,0 +1,220 @@
+"""How planning scales with the campaign: `snakemake -n` at ~1k, ~5k and ~15k cells.
+
+For each size, the paper-scale campaign (profiles/summit/campaign.yaml) is shrunk (seeds first,
+then Ti fractions and step fractions, all five thicknesses kept) to about that many cells and
+written over profiles/summit/campaign.yaml in a temp copy of the workflow (tests/helpers.py
+`copy_workflow`; the checkout's results/ are untouched and every job is planned). There, the
+whole campaign DAG (simulate, reduce, gather, train, evaluate) is planned twice through the
+summit profile:
+
+* `snakemake -n -q --profile profiles/summit`: wall time and peak RSS of the snakemake
+  process (wait4 rusage of that process tree);
+* `snakemake -n --profile profiles/summit` (every job printed): wall time, and from its job
+  list the jobs, the simulate group submissions (`Group job sim`, as benchmarks/dag_plan.py
+  counts them) and all cluster submissions (group jobs plus every ungrouped job that is not a
+  `localrules` entry of the Snakefile).
+
+    .venv/bin/python benchmarks/dag_scaling.py [--cells 1000 5000 full] [--repeats 1]
+    .venv/bin/python benchmarks/dag_scaling.py --quick        # 100 and 300 cells, ~1 min
+
+`full` is the campaign file as it is (14,209 cells). A size above it adds seeds (0, 1, 2, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from _common import BIN, ROOT, env_with_venv, header, run_measured, table
+
+PROFILE = "profiles/summit"
+TOLERANCE = 0.03  # a shrunk grid within 3 % of the target keeps as many grid axes as it can
+
+
+def count_cells(config: dict) -> int:
+    from interface4d.grid import enumerate_cells
+
+    return len(enumerate_cells(config)[0])
+
+
+def shrink(campaign: dict, target: int) -> dict:
+    """A copy of ``campaign`` with about ``target`` cells.
+
+    Among (every s-th step fraction, the first k Ti fractions, n seeds), prefer the least shrunk
+    step and Ti axes that come within TOLERANCE of the target, else the closest.
+    """
+    grid = campaign["grid"]
+    fractions, tis, seeds = grid["step_fraction"], grid["ti_fraction"], list(grid["seeds"])
+    n_t = len(grid["thickness"])
+    best = None
+    for stride in range(1, len(fractions) + 1):
+        for k in range(len(tis), 0, -1):
+            trial = copy.deepcopy(campaign)
+            trial["grid"].update(step_fraction=fractions[::stride], ti_fraction=tis[:k], seeds=[])
+            steps = count_cells(trial)
+            n = max(1, round((target - steps) / (n_t * k)))
+            more = [s for s in range(max(seeds) + 1, max(seeds) + 1 + n - len(seeds))]
+            trial["grid"]["seeds"] = (seeds + more)[:n]
+            err = abs(steps + n_t * k * n - target)
+            key = (err > TOLERANCE * target, stride, -k, err)
+            if best is None or key < best[0]:
+                best = (key, trial)
+        if best[0][0] is False:
+            break  # the least shrunk step axis already fits
+    return best[1]
+
+
+def localrules(snakefile: Path) -> set[str]:
+    """Rule names of the Snakefile's `localrules:` blocks (they never go to the cluster)."""
+    names: set[str] = set()
+    inside = False
+    for line in snakefile.read_text().splitlines():
+        if line.startswith("localrules:"):
+            inside = True
+            names.update(re.findall(r"\w+", line.split(":", 1)[1]))
+        elif inside and (not line.strip() or line[0] in " \t"):
+            names.update(re.findall(r"\w+", line.split("#", 1)[0]))
+        else:
+            inside = False
+    return names
+
+
+def parse_plan(text: str, local: set[str]) -> dict[str, int]:
+    """Jobs, simulate jobs and submissions from a printed dry run."""
+    stats = Counter()
+    in_stats = False
+    for line in text.splitlines():
+        if line.startswith("Job stats:"):
+            in_stats = True
+        elif in_stats and re.match(r"^\w+\s+\d+$", line):
+            name, n = line.split()
+            stats[name] = int(n)
+        elif in_stats and not line.strip():
+            in_stats = bool(not stats)  # the table ends at its first blank line after rows
+    groups = len(re.findall(r"Group job (\S+) \(", text))
+    sim_groups = len(re.findall(r"Group job sim \(", text))
+    top = re.findall(r"^(?:local)?rule (\w+):$", text, re.M)  # unindented: not inside a group
+    grouped = len(re.findall(r"^\s+(?:local)?rule \w+:$", text, re.M))
+    ungrouped_remote = sum(1 for r in top if r not in local)
+    return {
+        "jobs": stats["total"],
+        "simulate": stats["simulate"],
+        "grouped": grouped,
+        "sim_groups": sim_groups,
+        "submissions": groups + ungrouped_remote,
+        "ungrouped_by_rule": dict(Counter(r for r in top if r not in local)),
+    }
+
+
+def plan(wd: Path, quiet: bool, timeout: float):
+    cmd = [str(BIN / "snakemake"), "-n", "--profile", PROFILE]
+    if quiet:
+        cmd.append("-q")
+    res = run_measured(cmd, cwd=wd, env=env_with_venv(), timeout=timeout)
+    if res.returncode:
+        sys.exit(f"{' '.join(cmd)} failed in {wd} ({res.returncode}):\n{res.tail()}")
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--cells",
+        nargs="+",
+        default=["1000", "5000", "full"],
+        help="target cell counts, or 'full' for the campaign as is (default: 1000 5000 full)",
+    )
+    ap.add_argument("--campaign", default=str(ROOT / PROFILE / "campaign.yaml"))
+    ap.add_argument("--repeats", type=int, default=1, help="runs per size; medians reported")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per snakemake run")
+    ap.add_argument("--quick", action="store_true", help="100 and 300 cells (a check, ~1 min)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp folders")
+    args = ap.parse_args()
+    if args.quick:
+        args.cells = ["100", "300"]
+    sys.path.insert(0, str(ROOT / "src"))
+    import yaml
+
+    sys.path.insert(0, str(ROOT))
+    from tests.helpers import copy_workflow
+
+    header("snakemake dry-run scaling through the summit profile (benchmarks/dag_scaling.py)")
+    with open(args.campaign) as fh:
+        campaign = yaml.safe_load(fh)
+    local = localrules(ROOT / "Snakefile")
+    rows, notes = [], []
+    for target in args.cells:
+        config = campaign if target == "full" else shrink(campaign, int(target))
+        cells = count_cells(config)
+        wd = Path(tempfile.mkdtemp(prefix=f"i4d-dag{cells}-"))
+        try:
+            copy_workflow(wd)
+            with open(wd / PROFILE / "campaign.yaml", "w") as fh:
+                yaml.safe_dump(config, fh, sort_keys=False)
+            quiet, full = [], []
+            for _ in range(args.repeats):
+                quiet.append(plan(wd, True, args.timeout))
+                full.append(plan(wd, False, args.timeout))
+        finally:
+            if args.keep:
+                print(f"kept {wd}")
+            else:
+                shutil.rmtree(wd, ignore_errors=True)
+        counts = parse_plan(full[-1].stdout + full[-1].stderr, local)
+        if counts["simulate"] != cells:
+            sys.exit(
+                f"{cells} cells but {counts['simulate']} simulate jobs planned: check the plan"
+            )
+        g = config["grid"]
+        rows.append(
+            [
+                cells,
+                counts["jobs"],
+                f"{statistics.median(r.wall_s for r in quiet):.1f}",
+                f"{max(r.peak_rss_mb for r in quiet):.0f}",
+                f"{statistics.median(r.wall_s for r in full):.1f}",
+                f"{max(r.peak_rss_mb for r in full):.0f}",
+                counts["sim_groups"],
+                counts["submissions"],
+            ]
+        )
+        notes.append(
+            f"{cells} cells: {len(g['thickness'])} thicknesses x {len(g['step_fraction'])} step "
+            f"fractions, {len(g['ti_fraction'])} Ti fractions x {len(g['seeds'])} seeds; "
+            f"ungrouped cluster jobs by rule: {counts['ungrouped_by_rule']}"
+        )
+    print(
+        table(
+            [
+                "cells",
+                "jobs",
+                "plan -n -q (s)",
+                "peak RSS (MB)",
+                "plan+print (s)",
+                "peak RSS print (MB)",
+                "sim submissions",
+                "all submissions",
+            ],
+            rows,
+        )
+    )
+    print()
+    print(
+        f"profile {PROFILE}; the whole DAG (default target), outputs missing; {args.repeats} run(s)"
+    )
+    print(f"localrules (never submitted): {', '.join(sorted(local))}")
+    for n in notes:
+        print(n)
+
+
+if __name__ == "__main__":
+    main()

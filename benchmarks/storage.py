@@ -1,0 +1,396 @@
+"""Bytes on disk per cell (raw CBED, reduced, datasets) and their paper-scale extrapolation.
+
+Measured: the files of a results folder (`--results DIR`: every `sims/**.h5`, `reduced/**.h5`,
+`datasets/*.h5` in it), or, without `--results`, of a step and a diffusion cell of `--config`
+(default config.yaml) run through the real workflow (Snakemake in a temp copy, targets the
+reduced cells and the datasets).
+
+Paper scale (`--campaign`, default profiles/summit/campaign.yaml, 14,209 cells at gpts 512,
+123 x 13 positions, 107 mrad):
+
+* pattern shape and angular sampling from abTEM's own objects for the campaign's settings
+  (`interface4d.simulate.build_measurement`, nothing computed);
+* bytes per stored pattern measured on a sample: `--paper-sample` probe positions of one cell
+  at the campaign's physics (gpts, configs, detector) simulated on the CPU and written by our
+  writer (one gzip+shuffle chunk per pattern), so the compression ratio is that of real
+  107 mrad patterns, not of the demo's 40 mrad ones;
+* raw per cell = bytes per pattern x 1599 patterns + the sample file's other bytes (structure,
+  attributes); reduced and dataset shapes from the campaign's `reduction` block with the
+  library's own crop/bin/band rules; dataset compression ratio from the measured datasets.
+
+The paper (Oxley et al. 2020) stored 341 x 341 x 13 x 123 per simulation, ~350 GB in all; the
+table sets our figures beside that and beside the same layout uncompressed.
+
+    .venv/bin/python benchmarks/storage.py [--results results] [--config config.yaml]
+        [--campaign profiles/summit/campaign.yaml] [--paper-sample 8]
+    .venv/bin/python benchmarks/storage.py --quick   # tests/configs/tiny.yaml cells, ~1 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+from _common import BIN, ROOT, env_with_venv, fmt_bytes, header, run_measured, table
+
+PAPER_BYTES = 350e9  # the paper's stated total
+PAPER_PATTERN = (341, 341, 13, 123)  # its stored array per simulation (float32)
+
+
+def ratio_text(x: float) -> str:
+    return f"{x:.1f}" if x >= 1 else f"{x:.2g}"
+
+
+def h5_stats(path: Path, name: str) -> dict:
+    """File size, and of dataset ``name``: shape, uncompressed and stored bytes."""
+    import h5py
+
+    with h5py.File(path, "r") as fh:
+        d = fh[name]
+        raw = d.size * d.dtype.itemsize
+        stored = d.id.get_storage_size()
+        out = {"file": path.stat().st_size, "shape": d.shape, "raw": raw, "stored": stored}
+        if "n_examples" in fh.attrs:
+            out["examples"] = int(fh.attrs["n_examples"])
+    return out
+
+
+def simulate_demo_cells(config_path: Path, wd: Path) -> tuple[Path, dict]:
+    """A step and a diffusion cell of the config, through Snakemake up to the datasets."""
+    from interface4d.config import load_config
+
+    sys.path.insert(0, str(ROOT))
+    from tests.helpers import copy_workflow
+
+    config = load_config(config_path)
+    grid = config["grid"]
+    t = grid["thickness"][0]
+    config["grid"] = {
+        "thickness": [t],
+        "step_fraction": [grid["step_fraction"][len(grid["step_fraction"]) // 2]],
+        "ti_fraction": [grid["ti_fraction"][len(grid["ti_fraction"]) // 2]],
+        "seeds": [grid["seeds"][0]],
+    }
+    if config.get("evaluation"):
+        config["evaluation"]["reference_thickness"] = t
+    copy_workflow(wd)
+    with open(wd / "campaign.yaml", "w") as fh:
+        yaml.safe_dump(config, fh, sort_keys=False)
+    from interface4d.grid import fmt
+
+    targets = ["results/datasets/classify.h5", f"results/datasets/regress_t{fmt(t)}.h5"]
+    cmd = [str(BIN / "snakemake"), *targets, "--cores", "2", "--configfile", "campaign.yaml"]
+    res = run_measured(cmd, cwd=wd, env=env_with_venv(OMP_NUM_THREADS="1"), timeout=1800)
+    if res.returncode:
+        logs = "\n".join(p.read_text()[-2000:] for p in (wd / "results/logs").rglob("*.log"))
+        sys.exit(f"snakemake failed ({res.returncode}):\n{res.tail()}\n{logs}")
+    print(f"simulated 2 cells of {config_path} with Snakemake in {res.wall_s:.0f} s")
+    return wd / "results", config
+
+
+def paper_sample(campaign: dict, positions: int, configs: int | None, wd: Path) -> dict:
+    """Simulate a few positions of one paper-scale cell on the CPU, written by our writer."""
+    from interface4d.grid import cell_settings, enumerate_cells
+    from interface4d.simulate import simulate_cell
+
+    cells = enumerate_cells(campaign)[0]
+    thinnest = [c for c in cells if c.kind == "step" and c.thickness == cells[0].thickness]
+    cell = thinnest[len(thinnest) // 2]  # the mid-depth step cell of the first thickness
+    settings = copy.deepcopy(cell_settings(campaign, cell))
+    sim = settings["simulation"]
+    sim["scan"]["gpts"] = [positions, 1]
+    if configs:
+        sim["num_configs"] = configs
+    path = wd / "paper_sample.h5"
+    simulate_cell(settings, path, device="cpu", threads=min(2, os.cpu_count() or 1), max_batch=4)
+    st = h5_stats(path, "cbed")
+    st.update(cell=cell.id, configs=sim["num_configs"], positions=positions)
+    return st
+
+
+def paper_shapes(campaign: dict) -> dict:
+    """Pattern shape, sampling, kept scan columns and reduced example shape at paper scale,
+    from abTEM's objects and the library's reduction rules (nothing simulated)."""
+    import numpy as np
+
+    from interface4d.grid import cell_settings, enumerate_cells
+    from interface4d.reduce import _select_x, bin_patterns, crop_center, reduce_params
+    from interface4d.simulate import build_measurement, scan_window
+    from interface4d.structures import build_from_settings
+
+    cells, _ = enumerate_cells(campaign)
+    settings = cell_settings(campaign, cells[0])
+    m = build_measurement(settings, build_from_settings(settings), max_batch=128)
+    shape = tuple(int(n) for n in m.shape)
+    sampling = [float(s) for s in m.angular_sampling]
+    red = reduce_params(campaign["reduction"])
+    cropped = crop_center(np.zeros((1, 1, *shape[-2:]), np.float32), red["crop_mrad"], sampling)
+    k = bin_patterns(cropped, red["bin"]).shape[-2:]
+    (x0, _), (x1, _) = scan_window(settings)
+    nx, ny = settings["simulation"]["scan"]["gpts"]
+    scan_x = x0 + np.arange(nx) * (x1 - x0) / nx
+    keep, _ = _select_x(scan_x, settings, red["window_x"], Path("paper"))
+    return {
+        "cbed": shape,
+        "sampling": sampling,
+        "lines": (ny, int(keep.sum()), *k),
+        "average": (int(keep.sum()), *k),
+        "cells": len(cells),
+        "step_cells": sum(c.kind == "step" for c in cells),
+        "thicknesses": len(campaign["grid"]["thickness"]),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--results", help="an existing results folder to measure (else simulate 2)")
+    ap.add_argument("--config", default=str(ROOT / "config.yaml"), help="for the 2 cells")
+    ap.add_argument("--campaign", default=str(ROOT / "profiles/summit/campaign.yaml"))
+    ap.add_argument("--paper-sample", type=int, default=8, help="positions (default 8)")
+    ap.add_argument("--paper-sample-configs", type=int, help="default: the campaign's")
+    ap.add_argument(
+        "--quick", action="store_true", help="a check: tiny config, 2-position 2-config sample"
+    )
+    ap.add_argument("--keep", action="store_true", help="keep the temp folder")
+    args = ap.parse_args()
+    if args.quick:  # where not given explicitly
+        if args.config == ap.get_default("config"):
+            args.config = str(ROOT / "tests/configs/tiny.yaml")
+        if args.paper_sample == ap.get_default("paper_sample"):
+            args.paper_sample = 2
+        args.paper_sample_configs = args.paper_sample_configs or 2
+    sys.path.insert(0, str(ROOT / "src"))
+    header("bytes on disk per cell and at paper scale (benchmarks/storage.py)", ("abtem", "h5py"))
+    import numpy as np
+
+    from interface4d.config import load_config
+
+    campaign = load_config(args.campaign)
+    tmp = Path(tempfile.mkdtemp(prefix="i4d-storage-"))
+    try:
+        if args.results:
+            results = Path(args.results)
+            source = f"{results} (existing)"
+            cfg_cells = None
+        else:
+            results, _ = simulate_demo_cells(Path(args.config), tmp / "wf")
+            source = f"2 cells of {args.config}"
+            from interface4d.grid import enumerate_cells
+
+            cfg_cells = len(enumerate_cells(load_config(args.config))[0])
+        sims = sorted((results / "sims").rglob("*.h5"))
+        reduced = sorted((results / "reduced").rglob("*.h5"))
+        datasets = sorted((results / "datasets").glob("*.h5"))
+        if not sims:
+            sys.exit(f"no simulations under {results / 'sims'}")
+        raw = [h5_stats(p, "cbed") for p in sims]
+        red = [h5_stats(p, "lines") for p in reduced]
+        dsets = {p.name: h5_stats(p, "x") for p in datasets}
+        sample = paper_sample(campaign, args.paper_sample, args.paper_sample_configs, tmp)
+        paper = paper_shapes(campaign)
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def mean(xs):
+        return float(np.mean(xs)) if xs else float("nan")
+
+    n_cells = paper["cells"]
+    patterns = math.prod(paper["cbed"][:2])
+    px = math.prod(paper["cbed"][2:])
+    rows = []
+
+    # raw, measured
+    per_pattern = [r["stored"] / math.prod(r["shape"][:2]) for r in raw]
+    rows.append(
+        [
+            f"raw sims, measured ({source})",
+            len(raw),
+            "x".join(map(str, raw[0]["shape"])),
+            fmt_bytes(mean([r["raw"] for r in raw])),
+            fmt_bytes(mean([r["file"] for r in raw])),
+            f"{mean([r['raw'] / r['stored'] for r in raw]):.2f}",
+            fmt_bytes(mean(per_pattern)),
+            fmt_bytes(sum(r["file"] for r in raw)),
+            "",
+        ]
+    )
+    # raw, paper settings sample
+    s_patterns = math.prod(sample["shape"][:2])
+    s_ratio = sample["raw"] / sample["stored"]
+    s_per_pattern = sample["stored"] / s_patterns
+    s_other = sample["file"] - sample["stored"]
+    rows.append(
+        [
+            f"raw, paper settings sample ({sample['cell']}, {s_patterns} positions, "
+            f"{sample['configs']} configs)",
+            1,
+            "x".join(map(str, sample["shape"])),
+            fmt_bytes(sample["raw"]),
+            fmt_bytes(sample["file"]),
+            f"{s_ratio:.2f}",
+            fmt_bytes(s_per_pattern),
+            "",
+            "",
+        ]
+    )
+    # raw, paper scale extrapolated
+    per_cell = s_per_pattern * patterns + s_other
+    raw_paper_uncompressed = patterns * px * 4
+    rows.append(
+        [
+            "raw sims, paper scale (extrapolated)",
+            n_cells,
+            "x".join(map(str, paper["cbed"])),
+            fmt_bytes(raw_paper_uncompressed),
+            fmt_bytes(per_cell),
+            f"{raw_paper_uncompressed / (s_per_pattern * patterns):.2f}",
+            fmt_bytes(s_per_pattern),
+            fmt_bytes(per_cell * n_cells),
+            ratio_text(per_cell * n_cells / PAPER_BYTES),
+        ]
+    )
+    paper_layout = math.prod(PAPER_PATTERN) * 4
+    rows.append(
+        [
+            "paper's layout 341x341x13x123 float32, uncompressed",
+            n_cells,
+            "x".join(map(str, PAPER_PATTERN)),
+            fmt_bytes(paper_layout),
+            fmt_bytes(paper_layout),
+            "1.00",
+            fmt_bytes(341 * 341 * 4),
+            fmt_bytes(paper_layout * n_cells),
+            ratio_text(paper_layout * n_cells / PAPER_BYTES),
+        ]
+    )
+    rows.append(
+        ["paper's stated total (Oxley et al. 2020)", "", "", "", "", "", "", "~350 GB", "1"]
+    )
+
+    # reduced
+    if red:
+        r_raw = mean([r["raw"] for r in red])
+        r_file = mean([r["file"] for r in red])
+        r_other = r_file - r_raw  # average dataset + attributes (uncompressed datasets)
+        rows.append(
+            [
+                "reduced (lines), measured",
+                len(red),
+                "x".join(map(str, red[0]["shape"])),
+                fmt_bytes(r_raw),
+                fmt_bytes(r_file),
+                f"{mean([r['raw'] / r['stored'] for r in red]):.2f}",
+                "",
+                fmt_bytes(sum(r["file"] for r in red)),
+                "",
+            ]
+        )
+        lines_b = math.prod(paper["lines"]) * 4
+        avg_b = math.prod(paper["average"]) * 4
+        # the measured files' other bytes: the average array (scales) + attributes (fixed)
+        fixed = r_other - math.prod(red[0]["shape"][1:]) * 4
+        p_red = lines_b + avg_b + fixed
+        rows.append(
+            [
+                "reduced, paper scale (extrapolated)",
+                n_cells,
+                "x".join(map(str, paper["lines"])),
+                fmt_bytes(lines_b),
+                fmt_bytes(p_red),
+                "1.00",
+                "",
+                fmt_bytes(p_red * n_cells),
+                ratio_text(p_red * n_cells / PAPER_BYTES),
+            ]
+        )
+
+    # datasets
+    for name, d in dsets.items():
+        ex = d.get("examples") or d["shape"][0]
+        ratio = d["raw"] / d["stored"] if d["stored"] else float("nan")
+        rows.append(
+            [
+                f"dataset {name}, measured",
+                f"{ex} ex.",
+                "x".join(map(str, d["shape"])),
+                fmt_bytes(d["raw"] / ex),
+                fmt_bytes(d["file"] / ex),
+                f"{ratio:.2f}",
+                "per example",
+                fmt_bytes(d["file"]),
+                "",
+            ]
+        )
+    if dsets:
+        ratios = [d["raw"] / d["stored"] for d in dsets.values() if d["stored"]]
+        ratio = mean(ratios)
+        ex_raw = math.prod(paper["average"]) * 4
+        n_cls = n_cells * paper["lines"][0]
+        n_reg = paper["step_cells"]
+        for name, n in (
+            ("classify.h5", n_cls),
+            (f"regress_t*.h5 (all {paper['thicknesses']})", n_reg),
+        ):
+            rows.append(
+                [
+                    f"dataset {name}, paper scale (extrapolated)",
+                    f"{n} ex.",
+                    f"{n}x" + "x".join(map(str, paper["average"])),
+                    fmt_bytes(ex_raw),
+                    fmt_bytes(ex_raw / ratio),
+                    f"{ratio:.2f}",
+                    "per example",
+                    fmt_bytes(n * ex_raw / ratio),
+                    ratio_text(n * ex_raw / ratio / PAPER_BYTES),
+                ]
+            )
+
+    print(
+        f"paper scale: {args.campaign}, {n_cells} cells, patterns {paper['cbed'][2]}x"
+        f"{paper['cbed'][3]} px at {paper['sampling'][0]:.4f} mrad/px (abTEM's objects), "
+        f"{patterns} per cell; reduction {campaign['reduction']['crop_mrad']} mrad, bin "
+        f"{campaign['reduction']['bin']}, window_x {campaign['reduction']['window_x']}"
+    )
+    if cfg_cells:
+        per = mean([r["file"] for r in raw]) + (mean([r["file"] for r in red]) if red else 0)
+        print(
+            f"the whole {args.config} campaign ({cfg_cells} cells): raw + reduced {fmt_bytes(per * cfg_cells)}"
+        )
+    print()
+    print(
+        table(
+            [
+                "what",
+                "files / cells",
+                "array (per cell; dataset: all)",
+                "uncompressed per cell",
+                "on disk per cell",
+                "compression",
+                "on disk per pattern",
+                "total on disk",
+                "x paper's 350 GB",
+            ],
+            rows,
+        )
+    )
+    print()
+    print(
+        "compression = uncompressed array bytes / its stored bytes (gzip+shuffle: raw level 1, "
+        "datasets level 4; reduced files are not compressed). Units: 1 kB = 1000 B."
+    )
+
+
+if __name__ == "__main__":
+    main()
