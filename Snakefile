@@ -40,6 +40,7 @@ localrules:
     draw_structures,
     plot_scan,
     summarise,
+    model_card,
 
 
 rule all:

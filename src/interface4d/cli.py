@@ -135,6 +135,22 @@ def cmd_plot_scan(args) -> int:
     return 0
 
 
+def cmd_model_card(args) -> int:
+    from interface4d.predict import write_model_card
+
+    config = json.loads(args.config_json)
+    regress = {t: (d, m) for t, d, m in (args.regress or [])}
+    out = write_model_card(
+        args.output,
+        classify_h5=args.classify_dataset,
+        classifier_model=args.classifier,
+        regress=regress,
+        config=config,
+    )
+    logging.getLogger("interface4d").info("model card written: %s", out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="interface4d", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -196,6 +212,28 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
 
+    mc = sub.add_parser(
+        "model-card", help="write the model card interface4d predict reads beside the models"
+    )
+    mc.add_argument("--config-json", required=True, help="the campaign config as JSON")
+    mc.add_argument("--classify-dataset", required=True)
+    mc.add_argument("--classifier", required=True)
+    mc.add_argument(
+        "--regress",
+        nargs=3,
+        action="append",
+        metavar=("THICKNESS", "DATASET", "MODEL"),
+        help="one step-position model and its dataset (repeat per thickness)",
+    )
+    mc.add_argument("-o", "--output", required=True)
+    mc.set_defaults(func=cmd_model_card)
+
+    sub.add_parser(
+        "predict",
+        help="classify / regress your own 4D-STEM data; see interface4d predict --help",
+        add_help=False,
+    )
+
     pm = sub.add_parser("plot-scan", help="mean-intensity image and CBED montage of one cell")
     pm.add_argument("input")
     pm.add_argument("-o", "--output", required=True)
@@ -210,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         from interface4d.train import main as train_main
 
         return train_main(argv[1:])
+    if argv[:1] == ["predict"]:  # TensorFlow only in this command; its own parser
+        from interface4d.predict import main as predict_main
+
+        return predict_main(argv[1:])
     if argv[:1] == ["evaluate"]:  # TensorFlow (classify, regress) inside; its own parser
         from interface4d.evaluate import main as evaluate_main
 

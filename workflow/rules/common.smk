@@ -209,7 +209,32 @@ def summary_inputs(wildcards):
 
 
 def evaluation_outputs():
-    return [f"{RESULTS}/metrics/headline.json"]
+    return [f"{RESULTS}/metrics/headline.json", f"{RESULTS}/models/model_card.json"]
+
+
+CARD_BLOCKS = (
+    "campaign",
+    "grid",
+    "structure",
+    "simulation",
+    "overrides",
+    "reduction",
+    "training",
+)
+
+
+def card_params():
+    """The config blocks the model card reads (beam, lattice, scan, augmentation)."""
+    return JsonDict({k: config[k] for k in CARD_BLOCKS if k in config})
+
+
+def card_regress_args(wildcards, input):
+    return " ".join(
+        f"--regress {t} {d} {m}"
+        for t, d, m in zip(
+            regress_thicknesses(), input.datasets, input.models, strict=True
+        )
+    )
 
 
 def launcher(wildcards, threads):

@@ -181,3 +181,25 @@ rule summarise:
         "interface4d evaluate summary --classifier {input.classifier} {params.regression}"
         " --out-dir {params.metrics_dir} --figure {output.dose_figure}"
         " --headline-figure {output.figure} --campaign {params.campaign:q} > {log} 2>&1"
+
+
+# What interface4d predict needs to apply the networks to a user's own 4D-STEM data.
+rule model_card:
+    input:
+        classify=f"{RESULTS}/datasets/classify.h5",
+        classifier=f"{RESULTS}/models/classifier.keras",
+        datasets=regression_inputs("datasets"),
+        models=regression_inputs("models"),
+    output:
+        f"{RESULTS}/models/model_card.json",
+    log:
+        f"{RESULTS}/logs/model_card.log",
+    conda:
+        "../../envs/interface4d.yaml"
+    params:
+        config=card_params(),
+        regress=card_regress_args,
+    shell:
+        "interface4d model-card --config-json {params.config:q}"
+        " --classify-dataset {input.classify} --classifier {input.classifier}"
+        " {params.regress} -o {output} 2> {log}"
