@@ -175,6 +175,13 @@ def test_classifier_evaluation_matches_a_hand_computation(tmp_path):
     _, _, clean = _by_hand(model, data, NOISELESS)
     assert m["dose"][-1]["accuracy"] == pytest.approx((clean.argmax(axis=1) == y).mean())
     assert sum(g["n"] for g in m["by_thickness"]) == len(idx)
+    with h5py.File(data) as f:
+        cell_of = f["cell"].asstr()[()][idx]
+    votes = {}
+    for c, t, p in zip(cell_of, y, prob[:, 1], strict=True):
+        votes.setdefault(c, (t, []))[1].append(p)
+    hits = [(np.mean(ps) > 0.5) == t for t, ps in votes.values()]
+    assert m["cell_accuracy"] == pytest.approx(np.mean(hits))
     saved = json.loads((tmp_path / "metrics/classifier.json").read_text())
     assert saved["accuracy"] == pytest.approx(m["accuracy"])
     assert saved["provenance"]["inputs"]["model"]["sha256"]
@@ -250,6 +257,7 @@ def test_saliency_is_the_input_gradient(tmp_path):
 def test_summary_and_the_report_headline(tmp_path):
     cls = {
         "accuracy": 0.875,
+        "cell_accuracy": 0.9,
         "auc": 0.9,
         "ece": 0.05,
         "n_val_examples": 40,
@@ -285,11 +293,12 @@ def test_summary_and_the_report_headline(tmp_path):
     assert h["regression"]["mae_by_thickness"] == {"100": 0.05, "200": 0.125}
     assert h["regression"]["transfer_mae_by_thickness"]["100"] == 0.25
     table = pd.read_csv(tmp_path / "m/headline.csv")
-    assert table["value"].tolist()[:3] == [0.875, 0.05, 0.125]
+    assert table["value"].tolist()[:4] == [0.875, 0.9, 0.05, 0.125]
     dose = pd.read_csv(tmp_path / "m/dose_study.csv")
     assert len(dose) == 3 and (tmp_path / "d.png").exists() and (tmp_path / "d.svg").exists()
     text = "\n".join(headline.lines(headline.load(tmp_path / "m/headline.json")))
     assert "**0.875**" in text and "40 validation examples" in text and "10 cells" in text
+    assert "**0.900** of 10 cells" in text
     assert "100 Å: **0.050**" in text and "the 200 Å model" in text and "100 Å: 0.250" in text
     assert "No headline numbers yet" in headline.lines(headline.load(tmp_path / "missing.json"))[0]
     # classification only (a campaign without step cells)

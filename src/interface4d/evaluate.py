@@ -350,6 +350,7 @@ def evaluate_classifier(
             }
         )
     dose_df = pd.DataFrame(dose_rows)
+    cells = cell_votes(df)
     history = read_history_csv(history_csv)
     result = {
         "task": "classify",
@@ -357,6 +358,9 @@ def evaluate_classifier(
         "n_val_examples": n,
         "n_val_cells": int(df["cell"].nunique()),
         "accuracy": metrics.accuracy(y, pred),
+        "cell_accuracy": metrics.accuracy(cells["y_true"], cells["y_pred"]),
+        "cell_accuracy_rule": "a held-out cell is classified by the mean of its lines' class "
+        "probabilities (what interface4d predict does with the rows of a scan)",
         "confusion_matrix": metrics.confusion_matrix(y, pred, 2),
         "confusion_axes": {"rows": "true", "columns": "predicted", "classes": CLASS_NAMES},
         "auc": _binary_safe_auc(y, score),
@@ -397,6 +401,21 @@ def evaluate_classifier(
     _write_csv(metrics_dir / "classifier_predictions.csv", df)
     _write_csv(metrics_dir / "classifier_dose.csv", dose_df)
     return ClassifierResult(result, df, dose_df)
+
+
+def cell_votes(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per validation cell: the mean class probability over its lines and the class
+    it gives (``y_pred``), beside the cell's true class."""
+    g = df.groupby("cell", sort=True)
+    out = pd.DataFrame(
+        {
+            "y_true": g["y_true"].first(),
+            "p_diffusion": g["p_diffusion"].mean(),
+            "lines": g.size(),
+        }
+    )
+    out["y_pred"] = (out["p_diffusion"] > 0.5).astype(np.int64)
+    return out.reset_index()
 
 
 def _example_rows(df: pd.DataFrame, per_class: int, seed: int) -> np.ndarray:
@@ -597,12 +616,18 @@ def summarise(
             "value": cls["accuracy"],
             "detail": f"{cls['n_val_examples']} examples from {cls['n_val_cells']} held-out "
             f"cells, split by structure; AUC {_num(cls['auc'])}, ECE {_num(cls['ece'])}",
-        }
+        },
+        {
+            "quantity": "classification accuracy per held-out cell (mean over its lines)",
+            "value": cls.get("cell_accuracy"),
+            "detail": f"{cls['n_val_cells']} cells",
+        },
     ]
     headline: dict[str, Any] = {
         "campaign": campaign,
         "classification": {
             "accuracy": cls["accuracy"],
+            "cell_accuracy": cls.get("cell_accuracy"),
             "auc": cls["auc"],
             "ece": cls["ece"],
             "n_val_examples": cls["n_val_examples"],

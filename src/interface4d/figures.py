@@ -103,9 +103,14 @@ def classifier_performance(result: Mapping[str, Any], stem: str | Path) -> Path:
     ax_c.set_yticks([0, 1], labels)
     ax_c.set_xlabel("predicted")
     ax_c.set_ylabel("true")
+    per_cell = result.get("cell_accuracy")
     ax_c.set_title(
-        f"accuracy {result['accuracy']:.3f} ({result['n_val_examples']} examples, "
-        f"{result['n_val_cells']} cells)",
+        f"accuracy {result['accuracy']:.3f} ({result['n_val_examples']} examples)\n"
+        + (
+            f"per cell (mean over lines) {per_cell:.3f} ({result['n_val_cells']} cells)"
+            if per_cell is not None
+            else f"{result['n_val_cells']} cells"
+        ),
         fontsize=9,
     )
     fig.colorbar(im, ax=ax_c, shrink=0.8)

@@ -44,6 +44,12 @@ def lines(headline: Mapping[str, Any] | None) -> list[str]:
             f"calibration error {_num(c.get('ece'))}). The paper reports ~0.97 on a random "
             "per-example split."
         )
+        if c.get("cell_accuracy") is not None:
+            out.append(
+                f"Per held-out structure (the mean over its lines, as `interface4d predict` "
+                f"treats the rows of a scan): **{_num(c.get('cell_accuracy'))}** of "
+                f"{c.get('n_val_cells')} cells."
+            )
     r = headline.get("regression") or {}
     if r:
         per = ", ".join(
