@@ -1,6 +1,7 @@
 # 2. Forward model: one abTEM frozen-phonon 4D-STEM simulation per cell.
 # The job's only physics input is its settings dict (one param, so any change is seen);
-# device, threads and batching are resources, so moving laptop <-> cluster reruns nothing.
+# device, threads, batching and the launcher (a per-GPU wrapper on clusters) are resources, so
+# moving laptop <-> cluster reruns nothing.
 
 
 rule simulate:
@@ -18,10 +19,12 @@ rule simulate:
         runtime=60,
         sim_device=config["simulation"]["device"],
         max_batch=config["simulation"]["max_batch"],
+        launcher="",
     params:
         settings=cell_params,
     shell:
-        "interface4d simulate --settings {params.settings:q} --device {resources.sim_device}"
+        "{resources.launcher} interface4d simulate --settings {params.settings:q}"
+        " --device {resources.sim_device}"
         " --threads {threads} --max-batch {resources.max_batch} -o {output} 2> {log}"
 
 

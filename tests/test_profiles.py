@@ -1,0 +1,375 @@
+"""The cluster profiles (slurm, frontier, summit) checked without a cluster.
+
+* Each profile parses as Snakemake options, points at the paper-scale campaign beside it, uses
+  the greedy scheduler, and is reachable as ``--profile NAME`` from the repository root.
+* The three campaigns are one campaign: the same cells and physics, only execution settings
+  (device, threads, batching, ranks) differ.
+* A dry run over the paper-scale campaign counts the jobs and the submissions after grouping.
+* The submission lines are those the executors themselves build: Snakemake really runs each
+  profile, with fake ``sbatch``/``bsub`` (and friends) first on PATH that record what they are
+  given and refuse it (the job then fails at once, no status polling). Simulations run as
+  groups of cells, the training as one job of training.ranks tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .helpers import BIN, ROOT, copy_workflow, env, write_config
+
+PROFILES = ("slurm", "frontier", "summit")
+LOGIN_CORES = "128"  # a login node's CPU count (the workflow profile's `cores: all` there)
+EXECUTION_KEYS = {("simulation", "device"), ("simulation", "threads")}
+EXECUTION_KEYS |= {("simulation", "max_batch"), ("training", "ranks")}
+
+# Fake scheduler commands: each appends {"cmd", "argv", "stdin", "script", "files"} to $FAKE_LOG
+# (script: the file submitted, files: the *.sh it names, read before Snakemake deletes them). The
+# submitters refuse the job (exit 1), so Snakemake reports it failed without polling.
+FAKE = r"""#!{python}
+import json, os, sys
+name = os.path.basename(sys.argv[0])
+entry = {{"cmd": name, "argv": sys.argv[1:]}}
+if name in ("sbatch", "bsub"):
+    entry["stdin"] = "" if sys.stdin.isatty() else sys.stdin.read()
+    last = sys.argv[-1] if len(sys.argv) > 1 else ""
+    if os.path.isfile(last):
+        entry["script"] = open(last).read()
+        words = entry["script"].split()
+        entry["files"] = {{w: open(w).read() for w in words if w.endswith(".sh") and os.path.isfile(w)}}
+with open(os.environ["FAKE_LOG"], "a") as fh:
+    fh.write(json.dumps(entry) + "\n")
+replies = {{
+    "sinfo": "PARTITION\ndebug*\n",
+    "scontrol": "MinJobAge               = 600 sec\n",
+}}
+sys.stdout.write(replies.get(name, ""))
+sys.exit(1 if name in ("sbatch", "bsub", "sacct") else 0)
+"""
+FAKES = ("sbatch", "sinfo", "squeue", "scontrol", "scancel", "sacct", "sacctmgr", "sshare")
+FAKES += ("bsub", "bjobs", "bhist", "bkill", "jsrun")
+
+
+def profile(name: str) -> dict:
+    return yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
+
+
+def campaign(name: str) -> dict:
+    return yaml.safe_load((ROOT / "profiles" / name / "campaign.yaml").read_text())
+
+
+# --------------------------------------------------------------------------- the files
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_profile_is_valid_and_reachable_by_name(name, capsys):
+    from snakemake.cli import get_argument_parser, get_profile_dir
+
+    cfg = profile(name)
+    assert cfg["configfile"] == f"profiles/{name}/campaign.yaml"
+    assert cfg["scheduler"] == "greedy"
+    assert cfg["groups"] == ["simulate=sim", "reduce=sim"]
+    assert cfg["group-components"] == ["sim=100"]
+    # every key is a Snakemake option (an unknown one exits with "unrecognized arguments")
+    args = get_argument_parser(profiles=[ROOT / "profiles" / name / "config.yaml"]).parse_args([])
+    assert args.executor == {"summit": "cluster-generic"}.get(name, "slurm")
+    # `snakemake --profile NAME` from the repository root: the top-level link
+    cwd = Path.cwd()
+    try:
+        os.chdir(ROOT)
+        found = get_profile_dir(name)
+    finally:
+        os.chdir(cwd)
+    assert found is not None, f"no ./{name} link to profiles/{name}"
+    assert found[1].resolve() == (ROOT / "profiles" / name / "config.yaml").resolve()
+    # and the campaign beside it is a valid campaign
+    from interface4d.config import validate_config
+
+    validate_config(campaign(name))
+
+
+def test_campaigns_differ_only_in_execution_settings():
+    def flat(d: dict, prefix=()) -> dict:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict) and k in ("structure", "simulation", "reduction", "training"):
+                out.update(flat(v, (*prefix, k)))
+            else:
+                out[(*prefix, k)] = v
+        return out
+
+    ref = flat(campaign("summit"))
+    for name in ("slurm", "frontier"):
+        other = flat(campaign(name))
+        assert ref.keys() == other.keys()
+        differ = {k for k in ref if ref[k] != other[k]}
+        assert differ <= EXECUTION_KEYS, (name, differ)
+
+
+@pytest.mark.parametrize("name", ("hvd-srun", "gpu-slot"))
+def test_launcher_scripts_are_executable(name):
+    path = ROOT / "workflow" / "scripts" / name
+    assert os.access(path, os.X_OK) and path.read_text().startswith("#!/usr/bin/env python3")
+
+
+def test_hvd_srun_plan_matches_horovodrun():
+    """hvd-srun's slot plan for tasks placed by Slurm equals horovodrun's for the same hosts."""
+    import importlib.machinery
+    import importlib.util
+
+    from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts
+
+    path = str(ROOT / "workflow" / "scripts" / "hvd-srun")
+    loader = importlib.machinery.SourceFileLoader("hvd_srun", path)
+    spec = importlib.util.spec_from_loader("hvd_srun", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    hosts = ["a"] * 8 + ["b"] * 8 + ["c"] * 3
+    ours = mod.make_plan(hosts)
+    theirs = get_host_assignments(parse_hosts("a:8,b:8,c:3"), len(hosts))
+    assert ours == [vars(s) for s in theirs]
+    assert mod.split_args(["--gpus-per-task=1", "interface4d", "train", "-v"]) == (
+        ["--gpus-per-task=1"],
+        ["interface4d", "train", "-v"],
+    )
+
+
+def test_gpu_slot_gives_each_command_its_own_gpu(tmp_path):
+    script = ROOT / "workflow" / "scripts" / "gpu-slot"
+    e = dict(env(), CUDA_VISIBLE_DEVICES="3,5", TMPDIR=str(tmp_path), SLURM_JOB_ID="7")
+    e.pop("ROCR_VISIBLE_DEVICES", None)
+    cmd = 'echo "$CUDA_VISIBLE_DEVICES"; sleep 1'
+    procs = [
+        subprocess.Popen([str(script), "sh", "-c", cmd], env=e, stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    seen = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert sorted(seen) in (["3", "3", "5"], ["3", "5", "5"])  # the third waits for a free one
+    amd = dict(e, ROCR_VISIBLE_DEVICES="4,6")
+    out = subprocess.run([str(script), "env"], env=amd, capture_output=True, text=True, timeout=60)
+    assert "ROCR_VISIBLE_DEVICES=4\n" in out.stdout and "HIP_VISIBLE_DEVICES=0\n" in out.stdout
+
+
+# --------------------------------------------------------------------------- paper scale
+
+
+def test_paper_scale_dry_run_counts_jobs_and_submissions(tmp_path):
+    """14,209 cells: 28,418 grouped jobs in 143 submissions; all submissions <= 200."""
+    wd = copy_workflow(tmp_path / "paper")
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "-n", "--profile", "profiles/frontier", "--cores", LOGIN_CORES],
+        cwd=wd,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    stats = job_stats(out)
+    cells = stats["simulate"]
+    assert cells == stats["reduce"] >= 14000
+    groups = out.count("Group job sim (jobs in lexicogr. order)")
+    assert groups == math.ceil(cells / 100) <= 200
+    local = local_rules()
+    single = sum(n for rule, n in stats.items() if rule not in local | {"simulate", "reduce"})
+    assert groups + single <= 200, (groups, single, stats)
+    # the other profiles group alike and their campaigns hold the same cells (test above)
+    for name in ("slurm", "summit"):
+        for key in ("groups", "group-components"):
+            assert profile(name)[key] == profile("frontier")[key]
+
+
+def local_rules() -> set[str]:
+    """The Snakefile's `localrules:` (they run on the submit host, never submitted)."""
+    block = (ROOT / "Snakefile").read_text().split("localrules:", 1)[1]
+    return set(re.findall(r"^\s+(\w+),", block.split("\n\n", 1)[0], flags=re.M))
+
+
+def job_stats(out: str) -> dict[str, int]:
+    block = out.split("Job stats:", 1)[1]
+    rows = re.findall(r"^(\w+)\s+(\d+)$", block, flags=re.M)
+    return {rule: int(n) for rule, n in rows if rule != "total"}
+
+
+# --------------------------------------------------------------------------- submissions
+
+
+def small_campaign(name: str) -> dict:
+    """The profile's campaign cut to one thickness and ~120 cells: one full group of 100."""
+    cfg = campaign(name)
+    cfg["grid"]["thickness"] = [100]
+    cfg["grid"]["ti_fraction"] = [0.1, 0.2]
+    cfg["grid"]["seeds"] = list(range(48))  # 25 step depths + 96 intermixed cells
+    return cfg
+
+
+def group_sizes(name: str) -> list[int]:
+    """Cells per group job for the small campaign: 100, then the rest."""
+    from interface4d.config import validate_config
+    from interface4d.grid import enumerate_cells
+
+    n = len(enumerate_cells(validate_config(small_campaign(name)))[0])
+    assert n > 100
+    return [100] * (n // 100) + [n % 100] * bool(n % 100)
+
+
+def layers(name: str, rule: str, width: int, cells: int = 100) -> int:
+    """Minutes of ceil(cells / width) layers of `rule` (its runtime in the profile)."""
+    return math.ceil(cells / width) * profile(name)["set-resources"][rule]["runtime"]
+
+
+@pytest.fixture(scope="module")
+def fakes(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("fakes")
+    for name in FAKES:
+        (d / name).write_text(FAKE.format(python=sys.executable))
+        (d / name).chmod(0o755)
+    return d
+
+
+def submit(name: str, fakes: Path, tmp_path: Path) -> list[dict]:
+    """What `snakemake --profile NAME` sends: the simulations (groups), then the training."""
+    wd = copy_workflow(tmp_path / name)
+    (wd / name).symlink_to(f"profiles/{name}")
+    write_config(wd / "small.yaml", small_campaign(name))
+    log = tmp_path / f"{name}.jsonl"
+    e = dict(env(), FAKE_LOG=str(log), PATH=f"{fakes}{os.pathsep}{env()['PATH']}")
+    base = [str(BIN / "snakemake"), "--profile", name, "--configfile", "small.yaml"]
+    base += ["--cores", LOGIN_CORES, "--latency-wait", "1"]
+    if profile(name)["executor"] == "slurm":  # no 40 s wait for a first status check
+        base += ["--slurm-init-seconds-before-status-checks", "1"]
+    # the simulations, then the training jobs alone: their datasets present (as files), so
+    # nothing upstream is redone
+    runs = [[*base, "--until", "reduce"]]
+    (wd / "results/datasets").mkdir(parents=True)
+    for ds in ("classify", "regress_t100"):
+        (wd / f"results/datasets/{ds}.h5").touch()
+    runs.append([*base, "results/models/classifier.keras", "results/models/regressor_t100.keras"])
+    for cmd in runs:
+        proc = subprocess.run(cmd, cwd=wd, env=e, capture_output=True, text=True, timeout=300)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "Error in" in out, out[-4000:]
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    return [e for e in entries if e["cmd"] in ("sbatch", "bsub")]
+
+
+def options(argv: list[str]) -> dict[str, str]:
+    """`--key=value` / `--key value` / `-k value` pairs of a command line (flags map to '')."""
+    out, i = {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("-") and "=" in arg:
+            k, v = arg.split("=", 1)
+            out[k] = v
+        elif arg.startswith("-") and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            out[arg] = argv[i + 1]
+            i += 1
+        elif arg.startswith("-"):
+            out[arg] = ""
+        i += 1
+    return out
+
+
+def sbatch_lines(entries: list[dict]) -> dict[str, list[dict[str, str]]]:
+    """{"group" or rule: [sbatch options ...]}; "cells": the simulations the job runs."""
+    lines: dict[str, list[dict[str, str]]] = {}
+    for e in entries:
+        opts = options(e["argv"])
+        wrap = opts.get("--wrap", "")
+        rule = re.search(r"--target-jobs '?(\w+):", wrap)[1]  # 'rule:wildcards' ...
+        key = "group" if "--local-groupid" in wrap else rule
+        opts["cells"] = str(wrap.count("simulate:cell="))
+        lines.setdefault(key, []).append(opts)
+    return lines
+
+
+def test_slurm_submission_lines(fakes, tmp_path):
+    lines = sbatch_lines(submit("slurm", fakes, tmp_path))
+    groups = sorted(lines["group"], key=lambda o: -int(o["cells"]))
+    assert [int(g["cells"]) for g in groups] == group_sizes("slurm")  # cells per submission
+    g = groups[0]
+    # layers of node_slots = 16 cells x 4 threads: 64 cores; 7 layers x (30 + 2) min
+    assert g["--cpus-per-task"] == "64" and g["--ntasks"] == "1", g
+    assert g["-t"] == str(layers("slurm", "simulate", 16) + layers("slurm", "reduce", 16))
+    assert g["--mem"] == str(16 * 2000)  # the wider of the layers: 16 reductions
+    assert g["-p"] == "debug" and "-A" not in g  # sinfo's default; Slurm's default account
+    assert "--gpus" not in g and "--nodes" not in g
+    ranks = campaign("slurm")["training"]["ranks"]
+    for rule in ("train_classifier", "train_regressor"):
+        (t,) = lines[rule]
+        assert t["--ntasks"] == str(ranks) and t["--cpus-per-task"] == "1", t
+        assert "--nodes" not in t and "--gpus" not in t
+
+
+def test_frontier_submission_lines(fakes, tmp_path):
+    lines = sbatch_lines(submit("frontier", fakes, tmp_path))
+    groups = sorted(lines["group"], key=lambda o: -int(o["cells"]))
+    assert [int(g["cells"]) for g in groups] == group_sizes("frontier")
+    g = groups[0]
+    # a whole node: 8 GCDs and 8 x 7 cores; 13 layers x (5 + 1) min
+    assert g["--gpus"] == "8" and g["--cpus-per-task"] == "56", g
+    assert "--ntasks-per-gpu" not in g and "--ntasks" not in g  # one task: the group's Snakemake
+    assert g["-A"] == "CHANGE_ME" and g["-p"] == "batch"
+    assert g["-t"] == str(layers("frontier", "simulate", 8) + layers("frontier", "reduce", 8))
+    ranks = campaign("frontier")["training"]["ranks"]
+    for rule in ("train_classifier", "train_regressor"):
+        (t,) = lines[rule]
+        assert t["--ntasks"] == str(ranks) and t["--cpus-per-task"] == "7", t
+        assert t["--nodes"] == str(math.ceil(ranks / 8))
+        assert t["--gpus-per-task"] == "1" and t["--gpu-bind"] == "closest"
+        assert "--gpus" not in t and t["-A"] == "CHANGE_ME"
+
+
+def last_line(text: str) -> str:
+    return [line for line in text.splitlines() if line.strip()][-1]
+
+
+def bsub_lines(entries: list[dict]) -> dict[str, list[tuple[dict[str, str], dict, str, str]]]:
+    """{rule or group: [(bsub options, job properties, batch script, job script) ...]}."""
+    lines: dict[str, list] = {}
+    for e in entries:
+        script = e["script"]
+        last = shlex.split(last_line(script))
+        body = e["files"][last[-1]] if last[0] == "jsrun" else script  # jsrun ... sh BODY
+        props = json.loads(re.search(r"# properties = (.*)", body)[1])
+        key = "group" if props["type"] == "group" else props["rule"]
+        lines.setdefault(key, []).append((options(e["argv"][:-1]), props, script, body))
+    return lines
+
+
+def test_summit_submission_lines(fakes, tmp_path):
+    lines = bsub_lines(submit("summit", fakes, tmp_path))
+    groups = sorted(lines["group"], key=lambda g: -len(g[1]["output"]))
+    assert [len(g[1]["output"]) for g in groups] == group_sizes("summit")  # reduced files
+    opts, props, script, body = groups[0]
+    # whole node, MPS, 17 layers of 6 cells (3 min) + 17 of their reductions (1 min)
+    assert opts["-nnodes"] == "1" and opts["-alloc_flags"] == "gpumps", opts
+    assert opts["-P"] == "CHANGE_ME" and opts["-q"] == "batch"
+    assert opts["-W"] == str(layers("summit", "simulate", 6) + layers("summit", "reduce", 6))
+    assert "-n" not in opts and "-R" not in opts  # no slot or memory requests
+    # the group runs on its compute node through jsrun, its Snakemake with the node's 42 cores
+    jsrun = shlex.split(last_line(script))
+    assert jsrun[0] == "jsrun" and jsrun[-2:-1] == ["sh"], script
+    assert options(jsrun)["--nrs"] == "1" and options(jsrun)["--gpu_per_rs"] == "6"
+    assert options(jsrun)["--cpu_per_rs"] == "42"
+    assert re.search(r" --cores 42 ", body)
+    ranks = campaign("summit")["training"]["ranks"]
+    for rule in ("train_classifier", "train_regressor"):
+        ((opts, props, script, body),) = lines[rule]
+        assert opts["-nnodes"] == str(math.ceil(ranks / 6)), opts
+        assert opts["-alloc_flags"] == "gpumps" and int(opts["-W"]) >= 60
+        launcher = shlex.split(props["resources"]["launcher"])
+        assert launcher[0] == "jsrun" and options(launcher)["--nrs"] == str(ranks)
+        assert options(launcher)["--gpu_per_rs"] == "1"
+        assert options(launcher)["--rs_per_host"] == "6"
+        assert script == body and not last_line(script).startswith("jsrun")  # launch node
