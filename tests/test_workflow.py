@@ -138,10 +138,15 @@ def test_override_reruns_only_that_cell_and_what_aggregates_it(done):
     assert by_rule.pop("evaluate_classifier") == {"results/metrics/classifier.json"}
     assert by_rule.pop("evaluate_regressors") == {"results/metrics/regression.json"}
     assert by_rule.pop("summarise") == {"results/metrics/headline.json"}
+    assert by_rule.pop("model_card") == {"results/models/model_card.json"}
     assert set(by_rule) <= {"simulate", "all"}, by_rule
     summary = snakemake(done, "--summary", "--configfile", "override.yaml").stdout
     changed = [line for line in summary.splitlines() if "params changed" in line.lower()]
-    assert len(changed) == 1 and "t60/step-d5.h5" in changed[0]
+    # the cell, and the model card, which reads every cell's beam settings (overrides included)
+    assert sorted(c.split("\t")[0] for c in changed) == [
+        "results/models/model_card.json",
+        "results/sims/t60/step-d5.h5",
+    ]
 
 
 def test_adding_grid_values_adds_only_new_cells(done):

@@ -1,5 +1,6 @@
 # Config validation, the parameter grid and input functions. Imports only pure-Python parts of
 # the library (no ASE, abTEM or TensorFlow): planning 14,000 cells must stay fast.
+import copy
 import sys
 from pathlib import Path
 
@@ -223,9 +224,31 @@ CARD_BLOCKS = (
 )
 
 
+EXECUTION_KEYS = ("device", "threads", "max_batch")
+
+
+def _canonical(x):
+    """Numbers spelled one way (40.0 -> 40, 0.30 -> 0.3), so respelling reruns nothing."""
+    if isinstance(x, float):
+        return int(x) if x.is_integer() else round(x, 10)
+    if isinstance(x, dict):
+        return {k: _canonical(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_canonical(v) for v in x]
+    return x
+
+
 def card_params():
-    """The config blocks the model card reads (beam, lattice, scan, augmentation)."""
-    return JsonDict({k: config[k] for k in CARD_BLOCKS if k in config})
+    """The config blocks the model card reads (beam, lattice, scan, augmentation), canonical
+    and without the execution settings (device, threads, batching), which change no model.
+    """
+    blocks = copy.deepcopy({k: config[k] for k in CARD_BLOCKS if k in config})
+    for sim in [blocks["simulation"]] + [
+        o.get("simulation", {}) for o in blocks.get("overrides") or []
+    ]:
+        for key in EXECUTION_KEYS:
+            sim.pop(key, None)
+    return JsonDict(_canonical(blocks))
 
 
 def card_regress_args(wildcards, input):
