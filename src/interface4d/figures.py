@@ -43,6 +43,24 @@ def _t(x: Any) -> str:
     return f"{float(x):g}"
 
 
+def _confusion(ax, cm: np.ndarray):
+    """A 2 x 2 confusion matrix (rows true, columns predicted) with counts and row fractions."""
+    im = ax.imshow(cm, cmap="Blues", vmin=0)
+    for i in range(2):
+        for j in range(2):
+            frac = cm[i, j] / cm[i].sum() if cm[i].sum() else float("nan")
+            ax.text(
+                j, i, f"{int(cm[i, j])}\n({frac:.0%})", ha="center", va="center",
+                color="w" if cm[i, j] > cm.max() / 2 else "k", fontsize=9,
+            )  # fmt: skip
+    labels = [CLASS_LABELS[c] for c in CLASS_NAMES]
+    ax.set_xticks([0, 1], labels)
+    ax.set_yticks([0, 1], labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return im
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -89,20 +107,7 @@ def classifier_performance(result: Mapping[str, Any], stem: str | Path) -> Path:
     """Confusion matrix, ROC curve with AUC, and reliability diagram with ECE."""
     fig = Figure(figsize=(12.5, 4.0), layout="constrained")
     ax_c, ax_r, ax_k = fig.subplots(1, 3)
-    cm = np.asarray(result["confusion_matrix"], dtype=float)
-    im = ax_c.imshow(cm, cmap="Blues", vmin=0)
-    for i in range(2):
-        for j in range(2):
-            frac = cm[i, j] / cm[i].sum() if cm[i].sum() else float("nan")
-            ax_c.text(
-                j, i, f"{int(cm[i, j])}\n({frac:.0%})", ha="center", va="center",
-                color="w" if cm[i, j] > cm.max() / 2 else "k", fontsize=9,
-            )  # fmt: skip
-    labels = [CLASS_LABELS[c] for c in CLASS_NAMES]
-    ax_c.set_xticks([0, 1], labels)
-    ax_c.set_yticks([0, 1], labels)
-    ax_c.set_xlabel("predicted")
-    ax_c.set_ylabel("true")
+    im = _confusion(ax_c, np.asarray(result["confusion_matrix"], dtype=float))
     per_cell = result.get("cell_accuracy")
     ax_c.set_title(
         f"accuracy {result['accuracy']:.3f} ({result['n_val_examples']} examples)\n"
@@ -403,17 +408,7 @@ def headline(h: Mapping[str, Any], stem: str | Path) -> Path:
     fig = Figure(figsize=(10.5, 3.8), layout="constrained")
     ax_c, ax_r = fig.subplots(1, 2, width_ratios=[1.0, 1.5])
     c = h.get("classification") or {}
-    cm = np.asarray(c.get("confusion_matrix") or [[0, 0], [0, 0]], dtype=float)
-    ax_c.imshow(cm, cmap="Blues", vmin=0)
-    for i in range(2):
-        for j in range(2):
-            ax_c.text(j, i, str(int(cm[i, j])), ha="center", va="center",
-                      color="w" if cm[i, j] > cm.max() / 2 else "k")  # fmt: skip
-    labels = [CLASS_LABELS[n] for n in CLASS_NAMES]
-    ax_c.set_xticks([0, 1], labels)
-    ax_c.set_yticks([0, 1], labels)
-    ax_c.set_xlabel("predicted")
-    ax_c.set_ylabel("true")
+    _confusion(ax_c, np.asarray(c.get("confusion_matrix") or [[0, 0], [0, 0]], dtype=float))
     acc = c.get("accuracy")
     ax_c.set_title(
         f"classification: accuracy {acc:.3f}\n({c.get('n_val_examples')} validation examples, "

@@ -108,14 +108,10 @@ class PredictError(ValueError):
 
 
 def _decode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value.item() if isinstance(value, np.generic) else value
+    """An HDF5 attribute value as the datasets module decodes it (JSON text -> objects)."""
+    from interface4d.datasets import _decode as decode
+
+    return decode(value)
 
 
 def _dataset_meta(path: Path) -> dict[str, Any]:
