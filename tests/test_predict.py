@@ -534,7 +534,7 @@ def test_predict_recovers_held_out_cells_in_other_layouts(campaign, tmp_path):
         fh["experiment/dark"] = np.zeros((2, 2, 4, 4))
     s_mrad = P.mrad_from_inv_angstrom(files["diffusion"]["inv"][0], 300e3)
     out = tmp_path / "diffusion"
-    proc = _predict_cli(
+    diff_args = [
         str(diff_h5),
         *common,
         "--dataset-path",
@@ -545,6 +545,9 @@ def test_predict_recovers_held_out_cells_in_other_layouts(campaign, tmp_path):
         "2.0",
         "--sampling-mrad",
         str(s_mrad),
+    ]
+    proc = _predict_cli(
+        *diff_args,
         "--center",
         f"{n // 2},{n // 2}",
         "--incident-intensity",
@@ -576,16 +579,7 @@ def test_predict_recovers_held_out_cells_in_other_layouts(campaign, tmp_path):
     # counts without --incident-intensity (a wrong sampling within the geometry limits, e.g.
     # twice the true pixel size, shows here too)
     proc = _predict_cli(
-        str(diff_h5),
-        *common,
-        "--dataset-path",
-        "experiment/data",
-        "--layout",
-        "x,y,ky,kx",
-        "--interface-x",
-        "2.0",
-        "--sampling-mrad",
-        str(s_mrad),
+        *diff_args,
         "--energy",
         "300e3",
         "-o",

@@ -189,32 +189,42 @@ def _montage(ax, stack: np.ndarray, n: int = 8, vmax: float | None = None) -> No
     ax.set_yticks([])
 
 
+def _example_rows(x: np.ndarray, titles: Sequence[str], suptitle: str, stem) -> Path:
+    """One row per example: 8 of its patterns along the scan, titled."""
+    n = max(len(titles), 1)
+    fig = Figure(figsize=(11.0, 1.9 * n + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(n, 1))
+    if not len(titles):
+        _empty(axes[0])
+    for ax, xi, title in zip(axes, x, titles, strict=False):
+        _montage(ax, xi, vmax=float(np.percentile(xi, 99.5)))
+        ax.set_title(title, fontsize=8, loc="left")
+    fig.suptitle(suptitle, fontsize=9)
+    return save(fig, stem)
+
+
 def classifier_examples(x: np.ndarray, rows: pd.DataFrame, stem: str | Path) -> Path:
     """Validation examples as the network sees them (augmented stacks along the scan) with the
     softmax confidence for each class (Fig. 3c)."""
-    n = max(len(rows), 1)
-    fig = Figure(figsize=(11.0, 1.9 * n + 0.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(n, 1))
-    if not len(rows):
-        _empty(axes[0])
-    for ax, xi, (_, r) in zip(axes, x, rows.iterrows(), strict=False):
-        _montage(ax, xi, vmax=float(np.percentile(xi, 99.5)))
-        truth = CLASS_LABELS[r["kind"]]
+    titles = []
+    for _, r in rows.iterrows():
         detail = (
             f"step at {r['step_fraction']:.2f} of the thickness"
             if r["kind"] == "step"
             else f"Ti fraction {r['ti_fraction']:g}"
         )
         verdict = "correct" if bool(r["correct"]) else "WRONG"
-        ax.set_title(
-            f"{r['cell']} line {int(r['line'])}: true {truth} ({detail}), "
-            f"P(step) = {r['p_step']:.3f}, P(intermixing) = {r['p_diffusion']:.3f}: {verdict}",
-            fontsize=8,
-            loc="left",
+        titles.append(
+            f"{r['cell']} line {int(r['line'])}: true {CLASS_LABELS[r['kind']]} ({detail}), "
+            f"P(step) = {r['p_step']:.3f}, P(intermixing) = {r['p_diffusion']:.3f}: {verdict}"
         )
-    fig.suptitle("Example validation inputs (8 of the patterns along the line, noise as seen by "
-                 "the network) and predictions", fontsize=9)  # fmt: skip
-    return save(fig, stem)
+    return _example_rows(
+        x,
+        titles,
+        "Example validation inputs (8 of the patterns along the line, noise as seen by the "
+        "network) and predictions",
+        stem,
+    )
 
 
 def saliency_maps(
@@ -343,23 +353,18 @@ def regression_examples(
 ) -> Path:
     """Validation inputs (unit-cell averaged stacks) with the true and predicted step fraction
     (Fig. 4e)."""
-    n = max(len(rows), 1)
-    fig = Figure(figsize=(11.0, 1.9 * n + 0.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(n, 1))
-    if not len(rows):
-        _empty(axes[0])
-    for ax, xi, (_, r) in zip(axes, x, rows.iterrows(), strict=False):
-        _montage(ax, xi, vmax=float(np.percentile(xi, 99.5)))
-        ax.set_title(
-            f"{r['cell']}: true step fraction {r['true']:.3f} "
-            f"({r['true'] * thickness:.0f} Å deep), predicted {r['predicted']:.3f} "
-            f"({r['predicted'] * thickness:.0f} Å)",
-            fontsize=8,
-            loc="left",
-        )
-    fig.suptitle(f"Example step-position predictions, {_t(thickness)} Å (unit-cell averaged "
-                 "patterns along the scan)", fontsize=9)  # fmt: skip
-    return save(fig, stem)
+    titles = [
+        f"{r['cell']}: true step fraction {r['true']:.3f} ({r['true'] * thickness:.0f} Å deep), "
+        f"predicted {r['predicted']:.3f} ({r['predicted'] * thickness:.0f} Å)"
+        for _, r in rows.iterrows()
+    ]
+    return _example_rows(
+        x,
+        titles,
+        f"Example step-position predictions, {_t(thickness)} Å (unit-cell averaged patterns "
+        "along the scan)",
+        stem,
+    )
 
 
 # --------------------------------------------------------------------------- dose
