@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -25,9 +26,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .helpers import BIN, ROOT, copy_workflow, env, write_config
+from .helpers import BIN, ROOT, copy_workflow, env, planned, write_config
 
 PROFILES = ("slurm", "frontier", "summit")
+SIM_GROUP, RED_GROUP = 150, 200  # cells per simulation / reduction submission
 LOGIN_CORES = "128"  # a login node's CPU count (the workflow profile's `cores: all` there)
 EXECUTION_KEYS = {("simulation", "device"), ("simulation", "threads")}
 EXECUTION_KEYS |= {("simulation", "max_batch"), ("training", "ranks")}
@@ -77,8 +79,8 @@ def test_profile_is_valid_and_reachable_by_name(name, capsys):
     cfg = profile(name)
     assert cfg["configfile"] == f"profiles/{name}/campaign.yaml"
     assert cfg["scheduler"] == "greedy"
-    assert cfg["groups"] == ["simulate=sim", "reduce=sim"]
-    assert cfg["group-components"] == ["sim=100"]
+    assert cfg["groups"] == ["simulate=sim", "reduce=red"]
+    assert cfg["group-components"] == [f"sim={SIM_GROUP}", f"red={RED_GROUP}"]
     # every key is a Snakemake option (an unknown one exits with "unrecognized arguments")
     args = get_argument_parser(profiles=[ROOT / "profiles" / name / "config.yaml"]).parse_args([])
     assert args.executor == {"summit": "cluster-generic"}.get(name, "slurm")
@@ -163,7 +165,7 @@ def test_gpu_slot_gives_each_command_its_own_gpu(tmp_path):
 
 
 def test_paper_scale_dry_run_counts_jobs_and_submissions(tmp_path):
-    """14,209 cells: 28,418 grouped jobs in 143 submissions; all submissions <= 200."""
+    """14,209 cells: 28,418 grouped jobs in 95 + 72 submissions; all submissions <= 200."""
     wd = copy_workflow(tmp_path / "paper")
     proc = subprocess.run(
         [str(BIN / "snakemake"), "-n", "--profile", "profiles/frontier", "--cores", LOGIN_CORES],
@@ -178,8 +180,10 @@ def test_paper_scale_dry_run_counts_jobs_and_submissions(tmp_path):
     stats = job_stats(out)
     cells = stats["simulate"]
     assert cells == stats["reduce"] >= 14000
-    groups = out.count("Group job sim (jobs in lexicogr. order)")
-    assert groups == math.ceil(cells / 100) <= 200
+    sims = out.count("Group job sim (jobs in lexicogr. order)")
+    reds = out.count("Group job red (jobs in lexicogr. order)")
+    assert sims == math.ceil(cells / SIM_GROUP) and reds == math.ceil(cells / RED_GROUP)
+    groups = sims + reds
     local = local_rules()
     single = sum(n for rule, n in stats.items() if rule not in local | {"simulate", "reduce"})
     assert groups + single <= 200, (groups, single, stats)
@@ -187,6 +191,70 @@ def test_paper_scale_dry_run_counts_jobs_and_submissions(tmp_path):
     for name in ("slurm", "summit"):
         for key in ("groups", "group-components"):
             assert profile(name)[key] == profile("frontier")[key]
+
+
+@pytest.mark.slow
+def test_changing_one_cell_at_paper_scale_plans_that_cell_and_its_aggregations(tmp_path):
+    """The 14,209-cell campaign recorded as done, then one cell's settings changed: the summit
+    plan holds that cell's simulation and reduction and the jobs that aggregate it, nothing else.
+
+    "Done" is Snakemake's own record: `--touch --forceall` runs every job through its touch
+    executor, which writes each job's metadata (params, code, inputs) as a finished job does. The
+    outputs are absent during it (for a present output the executor sleeps 0.1 s a job: 47 min
+    here); afterwards each recorded output is created, all with one mtime.
+    """
+    wd = copy_workflow(tmp_path / "paper")
+    campaign_file = "profiles/summit/campaign.yaml"
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "--configfile", campaign_file, "--touch", "--forceall"]
+        + ["--cores", "100000", "--quiet", "all"],
+        cwd=wd,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    records = list((wd / ".snakemake/metadata").iterdir())
+    for record in records:
+        path = wd / base64.urlsafe_b64decode(record.name).decode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        os.utime(path, (1.8e9, 1.8e9))
+    cfg = yaml.safe_load((wd / campaign_file).read_text())
+    assert len(records) > 2 * 14000
+    summit = ("--profile", "profiles/summit", "--cores", LOGIN_CORES)
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "-n", *summit],
+        cwd=wd,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-4000:]
+
+    cell = "t200/step-d24"  # not a thickness's showcase cell (that would replot its scan too)
+    cfg["overrides"] = [{"cells": cell, "simulation": {"num_configs": 12}}]
+    write_config(wd / "override.yaml", cfg)
+    jobs = planned(wd, *summit, "--configfile", "override.yaml")
+    by_rule: dict[str, set[str]] = {}
+    for out, (rule, _) in jobs.items():
+        by_rule.setdefault(rule, set()).add(out)
+    assert "Params have changed" in jobs[f"results/sims/{cell}.h5"][1]
+    assert by_rule == {
+        "simulate": {f"results/sims/{cell}.h5"},
+        "reduce": {f"results/reduced/{cell}.h5"},
+        "gather_classify": {"results/datasets/classify.h5"},
+        "gather_regress": {"results/datasets/regress_t200.h5"},
+        "train_classifier": {"results/models/classifier.keras"},
+        "train_regressor": {"results/models/regressor_t200.keras"},
+        "evaluate_classifier": {"results/metrics/classifier.json"},
+        "evaluate_regressors": {"results/metrics/regression.json"},
+        "summarise": {"results/metrics/headline.json"},
+        "model_card": {"results/models/model_card.json"},
+        "all": by_rule.get("all", set()),
+    }, {rule: sorted(outs)[:3] for rule, outs in by_rule.items()}
 
 
 def local_rules() -> set[str]:
@@ -205,25 +273,29 @@ def job_stats(out: str) -> dict[str, int]:
 
 
 def small_campaign(name: str) -> dict:
-    """The profile's campaign cut to one thickness and ~120 cells: one full group of 100."""
+    """The profile's campaign cut to one thickness and ~225 cells: one full group of each kind."""
     cfg = campaign(name)
     cfg["grid"]["thickness"] = [100]
     cfg["grid"]["ti_fraction"] = [0.1, 0.2]
-    cfg["grid"]["seeds"] = list(range(48))  # 25 step depths + 96 intermixed cells
+    cfg["grid"]["seeds"] = list(range(100))  # 25 step depths + 200 intermixed cells
     return cfg
 
 
-def group_sizes(name: str) -> list[int]:
-    """Cells per group job for the small campaign: 100, then the rest."""
+def small_cells(name: str) -> list[str]:
     from interface4d.config import validate_config
     from interface4d.grid import enumerate_cells
 
-    n = len(enumerate_cells(validate_config(small_campaign(name)))[0])
-    assert n > 100
-    return [100] * (n // 100) + [n % 100] * bool(n % 100)
+    return [c.id for c in enumerate_cells(validate_config(small_campaign(name)))[0]]
 
 
-def layers(name: str, rule: str, width: int, cells: int = 100) -> int:
+def group_sizes(name: str, size: int) -> list[int]:
+    """Cells per group job of `size` cells for the small campaign: full ones, then the rest."""
+    n = len(small_cells(name))
+    assert n > max(SIM_GROUP, RED_GROUP)
+    return [size] * (n // size) + [n % size] * bool(n % size)
+
+
+def layers(name: str, rule: str, width: int, cells: int) -> int:
     """Minutes of ceil(cells / width) layers of `rule` (its runtime in the profile)."""
     return math.ceil(cells / width) * profile(name)["set-resources"][rule]["runtime"]
 
@@ -238,7 +310,8 @@ def fakes(tmp_path_factory) -> Path:
 
 
 def submit(name: str, fakes: Path, tmp_path: Path) -> list[dict]:
-    """What `snakemake --profile NAME` sends: the simulations (groups), then the training."""
+    """What `snakemake --profile NAME` sends: the simulations (groups), the reductions
+    (groups), then the training."""
     wd = copy_workflow(tmp_path / name)
     (wd / name).symlink_to(f"profiles/{name}")
     write_config(wd / "small.yaml", small_campaign(name))
@@ -248,14 +321,21 @@ def submit(name: str, fakes: Path, tmp_path: Path) -> list[dict]:
     base += ["--cores", LOGIN_CORES, "--latency-wait", "1"]
     if profile(name)["executor"] == "slurm":  # no 40 s wait for a first status check
         base += ["--slurm-init-seconds-before-status-checks", "1"]
-    # the simulations, then the training jobs alone: their datasets present (as files), so
-    # nothing upstream is redone
-    runs = [[*base, "--until", "reduce"]]
-    (wd / "results/datasets").mkdir(parents=True)
-    for ds in ("classify", "regress_t100"):
-        (wd / f"results/datasets/{ds}.h5").touch()
-    runs.append([*base, "results/models/classifier.keras", "results/models/regressor_t100.keras"])
-    for cmd in runs:
+
+    # the simulations; the reductions, the simulations present (as files); the training jobs
+    # alone, their datasets present: each step's submissions, nothing upstream redone
+    def present(paths: list[str]) -> None:
+        for path in paths:
+            (wd / path).parent.mkdir(parents=True, exist_ok=True)
+            (wd / path).touch()
+
+    sims = [f"results/sims/{c}.h5" for c in small_cells(name)]
+    datasets = ["results/datasets/classify.h5", "results/datasets/regress_t100.h5"]
+    models = ["results/models/classifier.keras", "results/models/regressor_t100.keras"]
+    steps = [([], ["--until", "simulate"]), (sims, ["--until", "reduce"]), (datasets, models)]
+    for files, targets in steps:
+        present(files)
+        cmd = [*base, *targets]
         proc = subprocess.run(cmd, cwd=wd, env=e, capture_output=True, text=True, timeout=300)
         out = proc.stdout + proc.stderr
         assert proc.returncode != 0 and "Error in" in out, out[-4000:]
@@ -281,29 +361,41 @@ def options(argv: list[str]) -> dict[str, str]:
 
 
 def sbatch_lines(entries: list[dict]) -> dict[str, list[dict[str, str]]]:
-    """{"group" or rule: [sbatch options ...]}; "cells": the simulations the job runs."""
+    """{"sim"/"red" (groups) or rule: [sbatch options ...]}; "cells": the cells the job runs."""
     lines: dict[str, list[dict[str, str]]] = {}
     for e in entries:
         opts = options(e["argv"])
         wrap = opts.get("--wrap", "")
         rule = re.search(r"--target-jobs '?(\w+):", wrap)[1]  # 'rule:wildcards' ...
-        key = "group" if "--local-groupid" in wrap else rule
-        opts["cells"] = str(wrap.count("simulate:cell="))
-        lines.setdefault(key, []).append(opts)
+        if "--local-groupid" in wrap:
+            rule = {"simulate": "sim", "reduce": "red"}[rule]
+            assert wrap.count(f"{rule}:cell=") == 0  # one rule per group kind
+        opts["cells"] = str(len(re.findall(r"\w+:cell=", wrap)))
+        lines.setdefault(rule, []).append(opts)
     return lines
+
+
+def by_size(groups: list) -> list:
+    return sorted(groups, key=lambda o: -int(o["cells"]))
 
 
 def test_slurm_submission_lines(fakes, tmp_path):
     lines = sbatch_lines(submit("slurm", fakes, tmp_path))
-    groups = sorted(lines["group"], key=lambda o: -int(o["cells"]))
-    assert [int(g["cells"]) for g in groups] == group_sizes("slurm")  # cells per submission
-    g = groups[0]
-    # layers of node_slots = 16 cells x 4 threads: 64 cores; 7 layers x (30 + 2) min
+    sims, reds = by_size(lines["sim"]), by_size(lines["red"])
+    assert [int(g["cells"]) for g in sims] == group_sizes("slurm", SIM_GROUP)  # per submission
+    assert [int(g["cells"]) for g in reds] == group_sizes("slurm", RED_GROUP)
+    g, r = sims[0], reds[0]
+    # layers of node_slots = 16 cells x 4 threads: 64 cores; 10 layers x 30 min
     assert g["--cpus-per-task"] == "64" and g["--ntasks"] == "1", g
-    assert g["-t"] == str(layers("slurm", "simulate", 16) + layers("slurm", "reduce", 16))
-    assert g["--mem"] == str(16 * 2000)  # the wider of the layers: 16 reductions
-    assert g["-p"] == "debug" and "-A" not in g  # sinfo's default; Slurm's default account
-    assert "--gpus" not in g and "--nodes" not in g
+    assert g["-t"] == str(layers("slurm", "simulate", 16, SIM_GROUP))
+    mem = int(g["--mem"])  # a layer: 16 simulations, each the rule's estimate (> 1 GB)
+    assert mem % 16 == 0 and mem // 16 > 1000, g
+    # 16 reductions at once: 13 layers x 2 min
+    assert r["--cpus-per-task"] == "64" and r["--mem"] == str(16 * 2000), r
+    assert r["-t"] == str(layers("slurm", "reduce", 16, RED_GROUP))
+    for job in (g, r):
+        assert job["-p"] == "debug" and "-A" not in job  # sinfo's default; Slurm's default account
+        assert "--gpus" not in job and "--nodes" not in job
     ranks = campaign("slurm")["training"]["ranks"]
     for rule in ("train_classifier", "train_regressor"):
         (t,) = lines[rule]
@@ -313,14 +405,19 @@ def test_slurm_submission_lines(fakes, tmp_path):
 
 def test_frontier_submission_lines(fakes, tmp_path):
     lines = sbatch_lines(submit("frontier", fakes, tmp_path))
-    groups = sorted(lines["group"], key=lambda o: -int(o["cells"]))
-    assert [int(g["cells"]) for g in groups] == group_sizes("frontier")
-    g = groups[0]
-    # a whole node: 8 GCDs and 8 x 7 cores; 13 layers x (5 + 1) min
+    sims, reds = by_size(lines["sim"]), by_size(lines["red"])
+    assert [int(g["cells"]) for g in sims] == group_sizes("frontier", SIM_GROUP)
+    assert [int(g["cells"]) for g in reds] == group_sizes("frontier", RED_GROUP)
+    g, r = sims[0], reds[0]
+    # a whole node: 8 GCDs and 8 x 7 cores; 19 layers x 5 min
     assert g["--gpus"] == "8" and g["--cpus-per-task"] == "56", g
     assert "--ntasks-per-gpu" not in g and "--ntasks" not in g  # one task: the group's Snakemake
-    assert g["-A"] == "CHANGE_ME" and g["-p"] == "batch"
-    assert g["-t"] == str(layers("frontier", "simulate", 8) + layers("frontier", "reduce", 8))
+    assert g["-t"] == str(layers("frontier", "simulate", 8, SIM_GROUP))
+    # reductions: the node's cores, no GPU; 25 layers x 1 min
+    assert r["--cpus-per-task"] == "56" and "--gpus" not in r, r
+    assert r["-t"] == str(layers("frontier", "reduce", 8, RED_GROUP))
+    for job in (g, r):
+        assert job["-A"] == "CHANGE_ME" and job["-p"] == "batch"
     ranks = campaign("frontier")["training"]["ranks"]
     for rule in ("train_classifier", "train_regressor"):
         (t,) = lines[rule]
@@ -342,27 +439,29 @@ def bsub_lines(entries: list[dict]) -> dict[str, list[tuple[dict[str, str], dict
         last = shlex.split(last_line(script))
         body = e["files"][last[-1]] if last[0] == "jsrun" else script  # jsrun ... sh BODY
         props = json.loads(re.search(r"# properties = (.*)", body)[1])
-        key = "group" if props["type"] == "group" else props["rule"]
+        key = props["groupid"] if props["type"] == "group" else props["rule"]
         lines.setdefault(key, []).append((options(e["argv"][:-1]), props, script, body))
     return lines
 
 
 def test_summit_submission_lines(fakes, tmp_path):
     lines = bsub_lines(submit("summit", fakes, tmp_path))
-    groups = sorted(lines["group"], key=lambda g: -len(g[1]["output"]))
-    assert [len(g[1]["output"]) for g in groups] == group_sizes("summit")  # reduced files
-    opts, props, script, body = groups[0]
-    # whole node, MPS, 17 layers of 6 cells (3 min) + 17 of their reductions (1 min)
-    assert opts["-nnodes"] == "1" and opts["-alloc_flags"] == "gpumps", opts
-    assert opts["-P"] == "CHANGE_ME" and opts["-q"] == "batch"
-    assert opts["-W"] == str(layers("summit", "simulate", 6) + layers("summit", "reduce", 6))
-    assert "-n" not in opts and "-R" not in opts  # no slot or memory requests
-    # the group runs on its compute node through jsrun, its Snakemake with the node's 42 cores
-    jsrun = shlex.split(last_line(script))
-    assert jsrun[0] == "jsrun" and jsrun[-2:-1] == ["sh"], script
-    assert options(jsrun)["--nrs"] == "1" and options(jsrun)["--gpu_per_rs"] == "6"
-    assert options(jsrun)["--cpu_per_rs"] == "42"
-    assert re.search(r" --cores 42 ", body)
+    for kind, rule, size in (("sim", "simulate", SIM_GROUP), ("red", "reduce", RED_GROUP)):
+        groups = sorted(lines[kind], key=lambda g: -g[3].count(f"{rule}:cell="))
+        cells = [g[3].count(f"{rule}:cell=") for g in groups]  # the group's --target-jobs
+        assert cells == group_sizes("summit", size)
+        opts, props, script, body = groups[0]
+        # whole node, MPS; simulations: 25 layers of 6 cells x 3 min; reductions: 34 x 1 min
+        assert opts["-nnodes"] == "1" and opts["-alloc_flags"] == "gpumps", opts
+        assert opts["-P"] == "CHANGE_ME" and opts["-q"] == "batch"
+        assert opts["-W"] == str(layers("summit", rule, 6, size))
+        assert "-n" not in opts and "-R" not in opts  # no slot or memory requests
+        # the group runs on its compute node through jsrun, its Snakemake with the node's cores
+        jsrun = shlex.split(last_line(script))
+        assert jsrun[0] == "jsrun" and jsrun[-2:-1] == ["sh"], script
+        assert options(jsrun)["--nrs"] == "1" and options(jsrun)["--gpu_per_rs"] == "6"
+        assert options(jsrun)["--cpu_per_rs"] == "42"
+        assert re.search(r" --cores 42 ", body)
     ranks = campaign("summit")["training"]["ranks"]
     for rule in ("train_classifier", "train_regressor"):
         ((opts, props, script, body),) = lines[rule]

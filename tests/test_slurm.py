@@ -369,14 +369,17 @@ def test_campaign_runs_as_grouped_slurm_jobs_with_a_two_task_training_job(on_slu
     wd, out = on_slurm
     subs = submissions(out)
     kinds = [name for name, _ in subs]
-    # the six cells' simulations and reductions: one submission, each cell computed in it
-    assert kinds.count("group_sim_reduce_simulate") == 1, subs
+    # the six cells' simulations: one submission; their reductions: another; each cell
+    # computed in them
+    assert kinds.count("group_sim_simulate") == 1, subs
+    assert kinds.count("group_red_reduce") == 1, subs
     assert "rule_simulate" not in kinds and "rule_reduce" not in kinds, subs
     for cell in CELLS:
         assert (wd / "results/sims" / f"{cell}.h5").exists()
         assert (wd / "results/reduced" / f"{cell}.h5").exists()
-    group = cluster.job(dict(subs)["group_sim_reduce_simulate"])
-    assert group["JobState"] == "COMPLETED" and group["NumCPUs"] == "2", group
+    for name in ("group_sim_simulate", "group_red_reduce"):
+        group = cluster.job(dict(subs)[name])
+        assert group["JobState"] == "COMPLETED" and group["NumCPUs"] == "2", group
     # training: one Slurm job of two tasks each, ranks started by hvd-srun
     for name in ("rule_train_classifier", "rule_train_regressor"):
         job = cluster.job(dict(subs)[name])

@@ -72,12 +72,15 @@ def cell_params(wildcards):
     return settings_of(wildcards.cell)
 
 
+# Cells by (thickness, kind) and by thickness, built once: input functions run per job.
+CELLS_BY = {}
+for _c in CELLS:
+    CELLS_BY.setdefault((fmt(_c.thickness), _c.kind), []).append(_c)
+    CELLS_BY.setdefault((fmt(_c.thickness), None), []).append(_c)
+
+
 def cells_of_thickness(thickness, kind=None):
-    return [
-        c
-        for c in CELLS
-        if fmt(c.thickness) == thickness and (kind is None or c.kind == kind)
-    ]
+    return list(CELLS_BY.get((thickness, kind), []))
 
 
 def showcase_cell(wildcards):
@@ -146,10 +149,16 @@ def reduced(cells):
     return [f"{RESULTS}/reduced/{c.id}.h5" for c in cells]
 
 
+# What a cell's reduction depends on (not the split: that is the gathers' business); the same
+# for every cell, so built once.
+REDUCTION = JsonDict(
+    reduction={k: v for k, v in config["reduction"].items() if k not in SPLIT_KEYS},
+    code=REDUCE_CODE,
+)
+
+
 def reduction_params(wildcards):
-    """What a cell's reduction depends on (not the split: that is the gathers' business)."""
-    red = {k: v for k, v in config["reduction"].items() if k not in SPLIT_KEYS}
-    return JsonDict(reduction=red, code=REDUCE_CODE)
+    return REDUCTION
 
 
 def gather_params(thickness=None):
