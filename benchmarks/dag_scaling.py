@@ -100,6 +100,7 @@ def parse_plan(text: str, local: set[str]) -> dict[str, int]:
             in_stats = bool(not stats)  # the table ends at its first blank line after rows
     groups = len(re.findall(r"Group job (\S+) \(", text))
     sim_groups = len(re.findall(r"Group job sim \(", text))
+    red_groups = len(re.findall(r"Group job red \(", text))
     top = re.findall(r"^(?:local)?rule (\w+):$", text, re.M)  # unindented: not inside a group
     grouped = len(re.findall(r"^\s+(?:local)?rule \w+:$", text, re.M))
     ungrouped_remote = sum(1 for r in top if r not in local)
@@ -108,13 +109,14 @@ def parse_plan(text: str, local: set[str]) -> dict[str, int]:
         "simulate": stats["simulate"],
         "grouped": grouped,
         "sim_groups": sim_groups,
+        "red_groups": red_groups,
         "submissions": groups + ungrouped_remote,
         "ungrouped_by_rule": dict(Counter(r for r in top if r not in local)),
     }
 
 
-def plan(wd: Path, quiet: bool, timeout: float):
-    cmd = [str(BIN / "snakemake"), "-n", "--profile", PROFILE]
+def plan(wd: Path, quiet: bool, timeout: float, extra: list[str] = ()):
+    cmd = [str(BIN / "snakemake"), "-n", "--profile", PROFILE, *extra]
     if quiet:
         cmd.append("-q")
     res = run_measured(cmd, cwd=wd, env=env_with_venv(), timeout=timeout)
@@ -138,6 +140,14 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=600, help="seconds per snakemake run")
     ap.add_argument("--quick", action="store_true", help="100 and 300 cells (a check, ~1 min)")
     ap.add_argument("--keep", action="store_true", help="keep the temp folders")
+    ap.add_argument(
+        "--grouping",
+        action="append",
+        default=[],
+        metavar="ARGS",
+        help="also plan the largest size with these extra snakemake arguments (another grouping),"
+        " e.g. --grouping='--groups simulate=sim reduce=sim --group-components sim=100'",
+    )
     args = ap.parse_args()
     if args.quick:
         args.cells = ["100", "300"]
@@ -151,8 +161,8 @@ def main() -> None:
     with open(args.campaign) as fh:
         campaign = yaml.safe_load(fh)
     local = localrules(ROOT / "Snakefile")
-    rows, notes = [], []
-    for target in args.cells:
+    rows, notes, alt_rows = [], [], []
+    for i, target in enumerate(args.cells):
         config = campaign if target == "full" else shrink(campaign, int(target))
         cells = count_cells(config)
         wd = Path(tempfile.mkdtemp(prefix=f"i4d-dag{cells}-"))
@@ -164,6 +174,14 @@ def main() -> None:
             for _ in range(args.repeats):
                 quiet.append(plan(wd, True, args.timeout))
                 full.append(plan(wd, False, args.timeout))
+            groupings = args.grouping if i == len(args.cells) - 1 else []
+            for extra in groupings:  # the largest size, planned with other groupings
+                q = [plan(wd, True, args.timeout, extra.split()) for _ in range(args.repeats)]
+                f = plan(wd, False, args.timeout, extra.split())
+                c = parse_plan(f.stdout + f.stderr, local)
+                alt_rows.append(
+                    [extra, f"{statistics.median(r.wall_s for r in q):.1f}", c["submissions"]]
+                )
         finally:
             if args.keep:
                 print(f"kept {wd}")
@@ -183,7 +201,7 @@ def main() -> None:
                 f"{max(r.peak_rss_mb for r in quiet):.0f}",
                 f"{statistics.median(r.wall_s for r in full):.1f}",
                 f"{max(r.peak_rss_mb for r in full):.0f}",
-                counts["sim_groups"],
+                f"{counts['sim_groups']} + {counts['red_groups']}",
                 counts["submissions"],
             ]
         )
@@ -201,7 +219,7 @@ def main() -> None:
                 "peak RSS (MB)",
                 "plan+print (s)",
                 "peak RSS print (MB)",
-                "sim submissions",
+                "sim + red submissions",
                 "all submissions",
             ],
             rows,
@@ -214,6 +232,11 @@ def main() -> None:
     print(f"localrules (never submitted): {', '.join(sorted(local))}")
     for n in notes:
         print(n)
+    if alt_rows:
+        print()
+        alt_rows.insert(0, ["(the profile as it is)", rows[-1][2], rows[-1][-1]])
+        print(f"{rows[-1][0]} cells, other groupings (extra arguments after --profile {PROFILE}):")
+        print(table(["grouping", "plan -n -q (s)", "all submissions"], alt_rows))
 
 
 if __name__ == "__main__":
