@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .helpers import BIN, ROOT, copy_workflow, env, planned, write_config
+from .helpers import BIN, ROOT, copy_workflow, env, planned, snakemake, write_config
 
 PROFILES = ("slurm", "frontier", "summit")
 SIM_GROUP, RED_GROUP = 150, 200  # cells per simulation / reduction submission
@@ -205,16 +205,8 @@ def test_changing_one_cell_at_paper_scale_plans_that_cell_and_its_aggregations(t
     """
     wd = copy_workflow(tmp_path / "paper")
     campaign_file = "profiles/summit/campaign.yaml"
-    proc = subprocess.run(
-        [str(BIN / "snakemake"), "--configfile", campaign_file, "--touch", "--forceall"]
-        + ["--cores", "100000", "--quiet", "all"],
-        cwd=wd,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    touch = ("--configfile", campaign_file, "--touch", "--forceall", "--cores", "100000")
+    snakemake(wd, *touch, "--quiet", "all", timeout=1800)
     records = list((wd / ".snakemake/metadata").iterdir())
     for record in records:
         path = wd / base64.urlsafe_b64decode(record.name).decode()
@@ -224,14 +216,7 @@ def test_changing_one_cell_at_paper_scale_plans_that_cell_and_its_aggregations(t
     cfg = yaml.safe_load((wd / campaign_file).read_text())
     assert len(records) > 2 * 14000
     summit = ("--profile", "profiles/summit", "--cores", LOGIN_CORES)
-    proc = subprocess.run(
-        [str(BIN / "snakemake"), "-n", *summit],
-        cwd=wd,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = snakemake(wd, "-n", *summit)
     assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-4000:]
 
     cell = "t200/step-d24"  # not a thickness's showcase cell (that would replot its scan too)
