@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from _common import BIN, ROOT, env_with_venv, header, run_measured, table
@@ -115,7 +116,7 @@ def parse_plan(text: str, local: set[str]) -> dict[str, int]:
     }
 
 
-def plan(wd: Path, quiet: bool, timeout: float, extra: list[str] = ()):
+def plan(wd: Path, quiet: bool, timeout: float, extra: Sequence[str] = ()):
     cmd = [str(BIN / "snakemake"), "-n", "--profile", PROFILE, *extra]
     if quiet:
         cmd.append("-q")

@@ -353,8 +353,9 @@ def sbatch_lines(entries: list[dict]) -> dict[str, list[dict[str, str]]]:
         wrap = opts.get("--wrap", "")
         rule = re.search(r"--target-jobs '?(\w+):", wrap)[1]  # 'rule:wildcards' ...
         if "--local-groupid" in wrap:
+            other = {"simulate": "reduce", "reduce": "simulate"}[rule]
+            assert f"{other}:cell=" not in wrap, wrap  # a group holds one rule's jobs
             rule = {"simulate": "sim", "reduce": "red"}[rule]
-            assert wrap.count(f"{rule}:cell=") == 0  # one rule per group kind
         opts["cells"] = str(len(re.findall(r"\w+:cell=", wrap)))
         lines.setdefault(rule, []).append(opts)
     return lines
