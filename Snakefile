@@ -46,7 +46,9 @@ localrules:
 rule all:
     default_target: True
     input:
-        simulations=expand(f"{RESULTS}/sims/{{cell}}.h5", cell=CELL_IDS),
+        # every cell's simulation, through the reduced blocks (listing the 14,000 simulations
+        # here as well would give Snakemake each of them twice to plan)
+        reduced=reduced_blocks(BLOCKS),
         figures=figure_outputs(),
         datasets=dataset_outputs(),
         models=model_outputs(),

@@ -84,18 +84,19 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_reduce(args) -> int:
-    from interface4d.reduce import reduce_cell
+    from interface4d.reduce import reduce_cells
 
     _setup_logging()
     spec = json.loads(args.reduction)
-    reduce_cell(args.input, args.output, spec.get("reduction", spec))
+    reduce_cells(args.inputs, args.output, spec.get("reduction", spec), workers=args.workers)
+    print(f"reduce: {len(args.inputs)} cells -> {args.output}", file=sys.stderr)
     return 0
 
 
 def gathered_paths(spec: dict, reduced_dir: str, task: str) -> list[Path]:
-    """The reduced files a dataset gathers: the grid's step/diffusion cells (one thickness for
-    regression), in the grid's order."""
-    from interface4d.grid import cells_of_canonical, fmt
+    """The reduced files a dataset gathers: the blocks of the grid's step/diffusion cells (the
+    step block of one thickness for regression), in the grid's order."""
+    from interface4d.grid import blocks_of, cells_of_canonical, fmt
 
     cells = cells_of_canonical(spec["grid"])
     if task == "classify":
@@ -104,7 +105,7 @@ def gathered_paths(spec: dict, reduced_dir: str, task: str) -> list[Path]:
         chosen = [
             c for c in cells if c.kind == "step" and fmt(c.thickness) == fmt(spec["thickness"])
         ]
-    return [Path(reduced_dir) / f"{c.id}.h5" for c in chosen]
+    return [Path(reduced_dir) / f"{block}.h5" for block in blocks_of(chosen)]
 
 
 def cmd_gather(args) -> int:
@@ -117,7 +118,7 @@ def cmd_gather(args) -> int:
         gather_classify(paths, args.output, args.manifest, spec["reduction"])
     else:
         gather_regress(paths, spec["thickness"], args.output, args.manifest, spec["reduction"])
-    print(f"{args.task}: {len(paths)} cells -> {args.output}", file=sys.stderr)
+    print(f"{args.task}: {len(paths)} reduced files -> {args.output}", file=sys.stderr)
     return 0
 
 
@@ -179,10 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-v", "--verbose", action="store_true")
     m.set_defaults(func=cmd_simulate)
 
-    r = sub.add_parser("reduce", help="crop, band and cut one simulated cell into examples")
-    r.add_argument("input")
+    r = sub.add_parser(
+        "reduce", help="crop, band and cut simulated cells into examples (one file for all)"
+    )
+    r.add_argument("inputs", nargs="+", metavar="SIM", help="simulated cells (.h5)")
     r.add_argument("-o", "--output", required=True)
     r.add_argument("--reduction", required=True, help="the reduction block as JSON")
+    r.add_argument("--workers", type=int, default=1, help="cells reduced at once (processes)")
     r.set_defaults(func=cmd_reduce)
 
     g = sub.add_parser("gather", help="gather reduced cells into a split dataset")

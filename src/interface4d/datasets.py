@@ -1,5 +1,8 @@
 """Training sets gathered from reduced cells, the train/validation split, and a batch reader.
 
+The inputs are reduced files (:func:`interface4d.reduce.reduce_cells`), each holding one or
+more cells (the workflow's per-block files); every cell they hold is gathered.
+
 Two tasks (Oxley et al. 2020):
 
 * classify (:func:`gather_classify`): every step (class 0) and diffusion (class 1) cell of all
@@ -41,7 +44,7 @@ import numpy as np
 from interface4d import versions
 from interface4d.grid import parse_cell
 from interface4d.h5io import atomic_h5, atomic_path, require_complete, set_attrs
-from interface4d.reduce import ReducedCell, read_reduced, reduce_params
+from interface4d.reduce import ReducedCell, read_reduced, read_reduced_all, reduce_params
 
 FORMAT = "interface4d-examples/1"
 CLASSES = {"step": 0, "diffusion": 1}
@@ -148,7 +151,8 @@ def _check_compatible(cells: Sequence[ReducedCell], reduction: Mapping[str, Any]
 
 
 def _open_all(paths: Iterable[str | Path]) -> list[ReducedCell]:
-    cells = [read_reduced(p, data=False) for p in paths]
+    """Every cell of the reduced files (metadata), sorted by cell id."""
+    cells = [c for p in paths for c in read_reduced_all(p)]
     return sorted(cells, key=lambda c: c.cell)
 
 
@@ -206,7 +210,7 @@ def _write_examples(
             shuffle=True,
         )
         for ci, c in enumerate(cells):  # one cell in memory at a time
-            full = read_reduced(c.path)  # checks data_sha256
+            full = read_reduced(c.path, c.cell)  # checks data_sha256
             data_hashes.append(full.attrs["data_sha256"])
             for row in by_cell.get(ci, []):
                 line = examples[row][1]

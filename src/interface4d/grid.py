@@ -25,6 +25,10 @@ from typing import Any
 KINDS = ("step", "diffusion", "flat")
 NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 CELL_PATTERN = rf"t{NUMBER}/(?:step-d[0-9]+|diffusion-ti{NUMBER}-s[0-9]+|flat)"
+# A *block*: the cells of one parameter point that differ only in the step depth (step cells
+# of one thickness) or in the seed (intermixed cells of one thickness and Ti fraction). The
+# reduction runs per block, one file each (results/reduced/<block>.h5).
+BLOCK_PATTERN = rf"t{NUMBER}/(?:step|diffusion-ti{NUMBER}|flat)"
 _CELL_RE = re.compile(
     rf"^t(?P<thickness>{NUMBER})/(?:step-d(?P<depth>[0-9]+)"
     rf"|diffusion-ti(?P<ti>{NUMBER})-s(?P<seed>[0-9]+)|(?P<flat>flat))$"
@@ -67,8 +71,24 @@ class Cell:
             return f"{head}/diffusion-ti{fmt(self.ti_fraction)}-s{self.seed}"
         return f"{head}/flat"
 
+    @property
+    def block(self) -> str:
+        """The block the cell is reduced in (see BLOCK_PATTERN)."""
+        head = f"t{fmt(self.thickness)}"
+        if self.kind == "diffusion":
+            return f"{head}/diffusion-ti{fmt(self.ti_fraction)}"
+        return f"{head}/{self.kind}"
+
     def __str__(self) -> str:
         return self.id
+
+
+def blocks_of(cells: Iterable[Cell]) -> dict[str, list[Cell]]:
+    """{block id: its cells}, blocks and cells in the order given."""
+    out: dict[str, list[Cell]] = {}
+    for c in cells:
+        out.setdefault(c.block, []).append(c)
+    return out
 
 
 def parse_cell(cell_id: str) -> Cell:
@@ -192,11 +212,16 @@ class JsonDict(dict):
 
     Snakemake stores a param with ``repr`` (so a change anywhere in it is detected) and
     formats it into a shell command with ``str`` (so ``--settings {params.settings:q}`` passes
-    exact JSON to the entry point).
+    exact JSON to the entry point). A value: build it whole, do not change it afterwards; the
+    JSON text is made once (Snakemake formats a job's command several times, 14,000 jobs at
+    paper scale).
     """
 
     def __str__(self) -> str:
-        return json.dumps(self, sort_keys=True, separators=(",", ":"))
+        text = self.__dict__.get("_json")
+        if text is None:
+            text = self.__dict__["_json"] = json.dumps(self, sort_keys=True, separators=(",", ":"))
+        return text
 
 
 def cell_settings(config: Mapping[str, Any], cell: Cell | str, code: str | None = None) -> dict:

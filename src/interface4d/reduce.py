@@ -1,6 +1,9 @@
 """Descriptors cut from one simulated cell: crop, bin, keep a band across the interface.
 
-``reduce_cell`` turns ``results/sims/<cell>.h5`` into a small reduced file holding
+:func:`reduce_cells` turns simulated cells ``results/sims/<cell>.h5`` into one reduced file
+(the workflow writes one per *block*, ``results/reduced/<block>.h5``: the step cells of one
+thickness, or the seeds of one thickness and Ti fraction) holding, for each cell, in the group
+named by its cell id,
 
 * ``lines`` float32 (ny, nx, k, k): for each scan column along y the sequence of patterns along
   x across the interface; each is one classification example (as in Oxley et al. 2020);
@@ -25,8 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,11 +41,12 @@ import numpy as np
 from interface4d import versions
 from interface4d.h5io import atomic_h5, require_complete, set_attrs
 
-FORMAT = "interface4d-reduced/1"
+FORMAT = "interface4d-reduced/2"  # /2: one group per cell, several cells a file
 # The keys of the config's ``reduction`` block that decide a reduced file. The others
 # (val_fraction, split, split_seed) only decide the train/validation split of the datasets.
 REDUCE_KEYS = ("crop_mrad", "bin", "window_x")
 _TOL = 1e-9  # Angstrom / relative tolerance for positions and pixel counts
+_log = logging.getLogger(__name__)
 
 
 def crop_center(
@@ -179,14 +184,10 @@ def _select_x(
     return keep, xc
 
 
-def reduce_cell(sim_path: str | Path, out_path: str | Path, reduction: Mapping[str, Any]) -> Path:
-    """Reduce one simulated cell (see the module doc) and write ``out_path`` atomically.
-
-    ``reduction`` is the config's ``reduction`` block; only :data:`REDUCE_KEYS` are used and
-    recorded. Refuses an incomplete simulation file. Returns ``out_path``.
-    """
-    sim_path, out_path = Path(sim_path), Path(out_path)
-    params = reduce_params(reduction)
+def _reduce_one(sim_path: str | Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The descriptors of one simulated cell: ``lines``, ``average``, ``attrs``, ``settings``
+    (the simulation's settings JSON, verbatim). Refuses an incomplete simulation file."""
+    sim_path = Path(sim_path)
     with h5py.File(sim_path, "r") as fh:
         require_complete(fh, sim_path)
         cbed = fh["cbed"][()]
@@ -210,10 +211,9 @@ def reduce_cell(sim_path: str | Path, out_path: str | Path, reduction: Mapping[s
     average = lines.astype(np.float64).mean(axis=0).astype(np.float32)
     b = params["bin"]
     attrs = {
-        "format": FORMAT,
         "cell": settings["cell"],
         "kind": settings["kind"],
-        "reduction": params,
+        "reduction": dict(params),
         "angular_sampling_mrad": [float(s) * b for s in sampling],
         "source_angular_sampling_mrad": [float(s) for s in sampling],
         "crop_px": list(cropped.shape[-2:]),
@@ -228,14 +228,77 @@ def reduce_cell(sim_path: str | Path, out_path: str | Path, reduction: Mapping[s
         "source_sha256": file_sha256(sim_path),
         "source_cbed_sha256": array_sha256(cbed),
         "data_sha256": array_sha256(lines, average),
-        "versions": versions("numpy", "h5py"),
     }
+    return {"lines": lines, "average": average, "attrs": attrs, "settings": settings_json}
+
+
+def reduce_cells(
+    sim_paths: Sequence[str | Path],
+    out_path: str | Path,
+    reduction: Mapping[str, Any],
+    workers: int = 1,
+) -> Path:
+    """Reduce simulated cells (see the module doc) into one file, written atomically.
+
+    The file holds one HDF5 group per cell, named by its cell id (``t100/step-d13``), with the
+    datasets ``lines`` and ``average`` and the cell's provenance as attributes (its settings
+    verbatim, the source file and content hashes, the samplings, the kept positions); the root
+    lists the ``cells`` in order and records the ``reduction``. ``reduction`` is the config's
+    ``reduction`` block; only :data:`REDUCE_KEYS` are used and recorded. ``workers`` > 1
+    reduces that many cells at once in worker processes (the file is written by this one).
+    Refuses an incomplete simulation file and a cell given twice. Returns ``out_path``.
+    """
+    params = reduce_params(reduction)
+    sim_paths = [Path(p) for p in sim_paths]
+    if not sim_paths:
+        raise ValueError(f"{out_path}: no simulated cells to reduce")
+    out_path = Path(out_path)
+    done: list[str] = []
     with atomic_h5(out_path) as out:
-        out.create_dataset("lines", data=lines)
-        out.create_dataset("average", data=average)
-        set_attrs(out, attrs)
-        out.attrs["settings"] = settings_json  # verbatim, as the simulation recorded it
+        for i, cell in enumerate(_reduced_in_order(sim_paths, params, workers), 1):
+            name = cell["attrs"]["cell"]
+            if name in out:
+                raise ValueError(f"{out_path}: cell {name} given twice ({cell['attrs']['source']})")
+            group = out.create_group(name)
+            group.create_dataset("lines", data=cell["lines"])
+            group.create_dataset("average", data=cell["average"])
+            set_attrs(group, cell["attrs"])
+            group.attrs["settings"] = cell["settings"]  # verbatim, as the simulation recorded it
+            done.append(name)
+            if len(sim_paths) > 1:
+                _log.info("reduced %s (%d of %d)", name, i, len(sim_paths))
+        set_attrs(
+            out,
+            {
+                "format": FORMAT,
+                "cells": done,
+                "reduction": params,
+                "versions": versions("numpy", "h5py"),
+            },
+        )
     return out_path
+
+
+def _reduced_in_order(
+    sim_paths: Sequence[Path], params: Mapping[str, Any], workers: int
+) -> Iterator[dict[str, Any]]:
+    if workers <= 1 or len(sim_paths) == 1:
+        for p in sim_paths:
+            yield _reduce_one(p, params)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    n = min(workers, len(sim_paths))
+    # spawn, not fork: the parent may hold an open HDF5 file (the output being written)
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(partial(_reduce_one, params=params), sim_paths)
+
+
+def reduce_cell(sim_path: str | Path, out_path: str | Path, reduction: Mapping[str, Any]) -> Path:
+    """Reduce one simulated cell into a file of its own (:func:`reduce_cells` of one cell)."""
+    return reduce_cells([sim_path], out_path, reduction)
 
 
 @dataclass
@@ -261,22 +324,55 @@ class ReducedCell:
         return self.settings["kind"]
 
 
-def read_reduced(path: str | Path, data: bool = True) -> ReducedCell:
-    """Read a reduced cell (refusing an incomplete file); ``data=False`` reads metadata only.
+def reduced_cells(path: str | Path) -> list[str]:
+    """The cell ids a reduced file holds, in its order (refusing an incomplete file)."""
+    path = Path(path)
+    with h5py.File(path, "r") as fh:
+        return _cells_of(fh, path)
+
+
+def _cells_of(fh: h5py.File, path: Path) -> list[str]:
+    require_complete(fh, path)
+    if fh.attrs.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a reduced file (format {fh.attrs.get('format')!r})")
+    return list(json.loads(fh.attrs["cells"]))
+
+
+def read_reduced(path: str | Path, cell: str | None = None, data: bool = True) -> ReducedCell:
+    """Read one cell of a reduced file (refusing an incomplete file); ``data=False`` reads
+    metadata only. ``cell`` may be left out when the file holds one cell.
 
     With ``data=True`` the arrays are checked against the recorded ``data_sha256``.
     """
     path = Path(path)
     with h5py.File(path, "r") as fh:
-        require_complete(fh, path)
-        if fh.attrs.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a reduced cell (format {fh.attrs.get('format')!r})")
-        attrs = dict(fh.attrs)
-        shape = tuple(int(n) for n in fh["lines"].shape)
-        lines = fh["lines"][()] if data else None
-        average = fh["average"][()] if data else None
+        cells = _cells_of(fh, path)
+        if cell is None:
+            if len(cells) != 1:
+                raise ValueError(f"{path} holds {len(cells)} cells: say which one to read")
+            cell = cells[0]
+        if cell not in cells:
+            raise ValueError(f"{path} holds no cell {cell} (it holds {len(cells)}: {cells[:3]}...)")
+        return _read_group(fh[cell], path, data)
+
+
+def read_reduced_all(path: str | Path, data: bool = False) -> list[ReducedCell]:
+    """Every cell of a reduced file, in its order (metadata only unless ``data``)."""
+    path = Path(path)
+    with h5py.File(path, "r") as fh:
+        return [_read_group(fh[c], path, data) for c in _cells_of(fh, path)]
+
+
+def _read_group(group: h5py.Group, path: Path, data: bool) -> ReducedCell:
+    attrs = dict(group.attrs)
+    shape = tuple(int(n) for n in group["lines"].shape)
+    lines = group["lines"][()] if data else None
+    average = group["average"][()] if data else None
     if data and array_sha256(lines, average) != attrs["data_sha256"]:
-        raise ValueError(f"{path}: arrays do not match their recorded data_sha256 (corrupt)")
+        raise ValueError(
+            f"{path}: the arrays of {group.name.lstrip('/')} do not match their recorded "
+            "data_sha256 (corrupt)"
+        )
     sampling = json.loads(attrs["angular_sampling_mrad"])
     return ReducedCell(
         path=path,

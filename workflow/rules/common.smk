@@ -1,6 +1,7 @@
 # Config validation, the parameter grid and input functions. Imports only pure-Python parts of
 # the library (no ASE, abTEM or TensorFlow): planning 14,000 cells must stay fast.
 import copy
+import shlex
 import sys
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from interface4d.grid import (  # noqa: E402
     GATHER_MODULES,
     REDUCE_MODULES,
     TRAIN_MODULES,
+    BLOCK_PATTERN,
     JsonDict,
+    blocks_of,
     canonical_grid,
     cell_settings,
     code_hash,
@@ -60,6 +63,7 @@ if DUPLICATES:
 
 wildcard_constraints:
     cell=CELL_PATTERN,
+    block=BLOCK_PATTERN,
     thickness=r"[0-9]+(?:\.[0-9]+)?",
 
 
@@ -136,17 +140,36 @@ def figure_outputs():
     return out
 
 
-def sim_mem_mb(wildcards):
-    """Rough peak memory of one simulate job (MB): grows with the grid and the thickness."""
+def sim_mem_mb():
+    """Rough peak memory of a simulate job (MB) at the grid's largest thickness: one constant
+    for every cell (a resource Snakemake need not evaluate per job: 14,000 cells plan faster).
+    """
     sim = config["simulation"]
     waves = sim["max_batch"] * sim["gpts"] ** 2 * 8 * 4
-    cell = parse_cell(wildcards.cell)
-    potential = sim["gpts"] ** 2 * 4 * cell.thickness / sim["slice_thickness"]
+    thickest = max(config["grid"]["thickness"])
+    potential = sim["gpts"] ** 2 * 4 * thickest / sim["slice_thickness"]
     return int(1000 + (waves + potential) / 1e6)
 
 
-def reduced(cells):
-    return [f"{RESULTS}/reduced/{c.id}.h5" for c in cells]
+def sim_launcher():
+    """The simulate job's prefix: with GPUs, each cell takes a GPU of its own (gpu-slot), so
+    the cells a cluster group runs at once on a node do not all land on device 0."""
+    if config["simulation"]["device"] == "gpu":
+        return shlex.quote(str(Path(workflow.basedir) / "workflow" / "scripts" / "gpu-slot"))
+    return ""
+
+
+# Reduction blocks: the learned cells of one thickness that differ only in step depth, or
+# only in seed (intermixing at one Ti fraction); one reduce job and one file each.
+BLOCKS = blocks_of(c for c in CELLS if c.kind in LEARNED_KINDS)
+
+
+def block_sims(wildcards):
+    return [f"{RESULTS}/sims/{c.id}.h5" for c in BLOCKS[wildcards.block]]
+
+
+def reduced_blocks(blocks):
+    return [f"{RESULTS}/reduced/{b}.h5" for b in blocks]
 
 
 # What a cell's reduction depends on (not the split: that is the gathers' business); the same
@@ -173,11 +196,11 @@ def gather_params(thickness=None):
 
 
 def classify_inputs(wildcards):
-    return reduced([c for c in CELLS if c.kind in LEARNED_KINDS])
+    return reduced_blocks(BLOCKS)
 
 
 def regress_inputs(wildcards):
-    return reduced(cells_of_thickness(wildcards.thickness, "step"))
+    return reduced_blocks([f"t{wildcards.thickness}/step"])
 
 
 def training_params(task):

@@ -1,22 +1,26 @@
-# 3. Descriptors: per cell, crop the CBED centres and cut line-profile stacks (classification)
-# and the unit-cell average (regression); then gather them into split datasets.
+# 3. Descriptors: crop the CBED centres and cut line-profile stacks (classification) and the
+# unit-cell average (regression) of every cell, one file per block (the step cells of one
+# thickness; the seeds of one thickness and Ti fraction); then gather them into split datasets.
+# A block, not a cell, per job: one job per cell would double the jobs Snakemake plans at paper
+# scale. A changed cell reruns its simulation and its block's reduction (seconds a cell).
 
 
 rule reduce:
     input:
-        f"{RESULTS}/sims/{{cell}}.h5",
+        block_sims,
     output:
-        f"{RESULTS}/reduced/{{cell}}.h5",
+        f"{RESULTS}/reduced/{{block}}.h5",
     log:
-        f"{RESULTS}/logs/reduce/{{cell}}.log",
+        f"{RESULTS}/logs/reduce/{{block}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/reduce/{{cell}}.tsv"
+        f"{RESULTS}/benchmarks/reduce/{{block}}.tsv"
     conda:
         "../../envs/interface4d.yaml"
     params:
         reduction=reduction_params,
     shell:
-        "interface4d reduce {input} -o {output} --reduction {params.reduction:q} 2> {log}"
+        "interface4d reduce {input} -o {output} --reduction {params.reduction:q}"
+        " --workers {threads} 2> {log}"
 
 
 rule gather_classify:

@@ -1,7 +1,8 @@
 # 2. Forward model: one abTEM frozen-phonon 4D-STEM simulation per cell.
 # The job's only physics input is its settings dict (one param, so any change is seen);
-# device, threads, batching and the launcher (a per-GPU wrapper on clusters) are resources, so
-# moving laptop <-> cluster reruns nothing.
+# device, threads, batching and the launcher (a GPU per cell when simulating on GPUs) are
+# resources, so moving laptop <-> cluster reruns nothing. Every resource here is a constant:
+# Snakemake evaluates a callable (or a profile's string) once per job, 14,000 times at scale.
 
 
 rule simulate:
@@ -15,11 +16,11 @@ rule simulate:
         "../../envs/interface4d.yaml"
     threads: config["simulation"]["threads"]
     resources:
-        mem_mb=sim_mem_mb,
+        mem_mb=sim_mem_mb(),
         runtime=60,
         sim_device=config["simulation"]["device"],
         max_batch=config["simulation"]["max_batch"],
-        launcher="",
+        launcher=sim_launcher(),
     params:
         settings=cell_params,
     shell:
