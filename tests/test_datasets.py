@@ -62,6 +62,36 @@ def gather(paths, tmp_path: Path, name: str = "classify", **changes):
 # --------------------------------------------------------------------------- classify
 
 
+def test_block_files_gather_exactly_as_one_file_per_cell(reduced, tmp_path):
+    """The workflow's files (one per block: a thickness's steps, a Ti fraction's seeds) give
+    the same datasets as one file per cell; the manifest names the block file as the source."""
+    from interface4d.grid import blocks_of
+
+    by_block = blocks_of(parse_cell(c) for c in reduced)
+    assert sorted(by_block) == [
+        "t40/diffusion-ti0.2", "t40/diffusion-ti0.5", "t40/step",
+        "t60/diffusion-ti0.2", "t60/diffusion-ti0.5", "t60/step",
+    ]  # fmt: skip
+    blocks = []
+    for block, cells in by_block.items():
+        sims = [Path(reduce.read_reduced(reduced[c.id], data=False).attrs["source"]) for c in cells]
+        blocks.append(reduce.reduce_cells(sims, tmp_path / "blocks" / f"{block}.h5", REDUCTION))
+    h_cells, m_cells = gather(reduced.values(), tmp_path, "per_cell")
+    h_blocks, m_blocks = gather(blocks, tmp_path, "per_block")
+    with h5py.File(h_cells) as a, h5py.File(h_blocks) as b:
+        for name in ("x", "y", "split", "cell", "line"):
+            np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=name)
+        assert a.attrs["sources_sha256"] == b.attrs["sources_sha256"]
+    cols = [c for c in m_cells.columns if c != "source"]
+    pd.testing.assert_frame_equal(m_cells[cols], m_blocks[cols])
+    for cell, source in zip(m_blocks["cell"], m_blocks["source"], strict=True):
+        assert source == str(tmp_path / "blocks" / f"{parse_cell(cell).block}.h5")
+    # the regression set of a thickness reads its step block
+    step = tmp_path / "blocks" / "t60/step.h5"
+    datasets.gather_regress([step], 60, tmp_path / "r.h5", tmp_path / "r.csv", REDUCTION)
+    assert sorted(pd.read_csv(tmp_path / "r.csv")["cell"]) == ["t60/step-d11", "t60/step-d5"]
+
+
 def test_classify_set_holds_every_line_of_every_cell(reduced, tmp_path):
     h5, manifest = gather(reduced.values(), tmp_path)
     assert list(manifest.columns) == list(datasets.MANIFEST_COLUMNS)

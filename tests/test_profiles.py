@@ -29,7 +29,7 @@ import yaml
 from .helpers import BIN, ROOT, copy_workflow, env, planned, snakemake, write_config
 
 PROFILES = ("slurm", "frontier", "summit")
-SIM_GROUP, RED_GROUP = 150, 200  # cells per simulation / reduction submission
+SIM_GROUP = 120  # cells per simulation submission (a reduction is a job per block, ungrouped)
 LOGIN_CORES = "128"  # a login node's CPU count (the workflow profile's `cores: all` there)
 EXECUTION_KEYS = {("simulation", "device"), ("simulation", "threads")}
 EXECUTION_KEYS |= {("simulation", "max_batch"), ("training", "ranks")}
@@ -79,8 +79,12 @@ def test_profile_is_valid_and_reachable_by_name(name, capsys):
     cfg = profile(name)
     assert cfg["configfile"] == f"profiles/{name}/campaign.yaml"
     assert cfg["scheduler"] == "greedy"
-    assert cfg["groups"] == ["simulate=sim", "reduce=red"]
-    assert cfg["group-components"] == [f"sim={SIM_GROUP}", f"red={RED_GROUP}"]
+    assert cfg["groups"] == ["simulate=sim"]
+    assert cfg["group-components"] == [f"sim={SIM_GROUP}"]
+    # per-job resources are integers (a string is an expression Snakemake evaluates per job)
+    assert all(isinstance(v, int) for v in (cfg.get("default-resources") or {}).values()) or (
+        name == "frontier"  # the Slurm plugin reads sbatch -A/-p only from resources
+    )
     # every key is a Snakemake option (an unknown one exits with "unrecognized arguments")
     args = get_argument_parser(profiles=[ROOT / "profiles" / name / "config.yaml"]).parse_args([])
     assert args.executor == {"summit": "cluster-generic"}.get(name, "slurm")
@@ -161,11 +165,28 @@ def test_gpu_slot_gives_each_command_its_own_gpu(tmp_path):
     assert "ROCR_VISIBLE_DEVICES=4\n" in out.stdout and "HIP_VISIBLE_DEVICES=0\n" in out.stdout
 
 
+def test_gpu_campaigns_give_each_simulation_its_own_gpu(tmp_path):
+    """A campaign simulating on GPUs starts every simulate job through gpu-slot (a cluster group
+    runs a node's worth at once); on CPUs nothing is prefixed."""
+    wd = copy_workflow(tmp_path / "wd")
+    target = "results/sims/t100/step-d1.h5"
+    for name, device in (("frontier", "gpu"), ("summit", "gpu"), ("slurm", "cpu")):
+        assert campaign(name)["simulation"]["device"] == device
+        cfg = ("--configfile", f"profiles/{name}/campaign.yaml")
+        out = snakemake(wd, "-n", "-p", target, *cfg).stdout
+        lines = [line for line in out.splitlines() if "interface4d simulate" in line]
+        (command,) = [line.split("Shell command:", 1)[-1].strip() for line in lines]
+        slot = str(wd / "workflow" / "scripts" / "gpu-slot")
+        assert command.startswith(f"{slot} interface4d simulate") == (device == "gpu"), command
+        assert f"--device {device}" in command
+
+
 # --------------------------------------------------------------------------- paper scale
 
 
 def test_paper_scale_dry_run_counts_jobs_and_submissions(tmp_path):
-    """14,209 cells: 28,418 grouped jobs in 95 + 72 submissions; all submissions <= 200."""
+    """14,209 cells: 14,209 simulations in 119 group submissions, 55 reductions (one per block),
+    all submissions <= 200."""
     wd = copy_workflow(tmp_path / "paper")
     proc = subprocess.run(
         [str(BIN / "snakemake"), "-n", "--profile", "profiles/frontier", "--cores", LOGIN_CORES],
@@ -179,14 +200,15 @@ def test_paper_scale_dry_run_counts_jobs_and_submissions(tmp_path):
     assert proc.returncode == 0, out[-4000:]
     stats = job_stats(out)
     cells = stats["simulate"]
-    assert cells == stats["reduce"] >= 14000
+    assert cells >= 14000
+    grid = campaign("frontier")["grid"]
+    blocks = len(grid["thickness"]) * (1 + len(grid["ti_fraction"]))  # steps; each Ti fraction
+    assert stats["reduce"] == blocks == 55
     sims = out.count("Group job sim (jobs in lexicogr. order)")
-    reds = out.count("Group job red (jobs in lexicogr. order)")
-    assert sims == math.ceil(cells / SIM_GROUP) and reds == math.ceil(cells / RED_GROUP)
-    groups = sims + reds
+    assert sims == math.ceil(cells / SIM_GROUP) and "Group job red" not in out
     local = local_rules()
-    single = sum(n for rule, n in stats.items() if rule not in local | {"simulate", "reduce"})
-    assert groups + single <= 200, (groups, single, stats)
+    single = sum(n for rule, n in stats.items() if rule not in local | {"simulate"})
+    assert sims + single <= 200, (sims, single, stats)
     # the other profiles group alike and their campaigns hold the same cells (test above)
     for name in ("slurm", "summit"):
         for key in ("groups", "group-components"):
@@ -229,7 +251,7 @@ def test_changing_one_cell_at_paper_scale_plans_that_cell_and_its_aggregations(t
     assert "Params have changed" in jobs[f"results/sims/{cell}.h5"][1]
     assert by_rule == {
         "simulate": {f"results/sims/{cell}.h5"},
-        "reduce": {f"results/reduced/{cell}.h5"},
+        "reduce": {"results/reduced/t200/step.h5"},  # its block: t200's step cells
         "gather_classify": {"results/datasets/classify.h5"},
         "gather_regress": {"results/datasets/regress_t200.h5"},
         "train_classifier": {"results/models/classifier.keras"},
@@ -273,10 +295,13 @@ def small_cells(name: str) -> list[str]:
     return [c.id for c in enumerate_cells(validate_config(small_campaign(name)))[0]]
 
 
+BLOCKS = ["t100/diffusion-ti0.1", "t100/diffusion-ti0.2", "t100/step"]  # the small campaign's
+
+
 def group_sizes(name: str, size: int) -> list[int]:
     """Cells per group job of `size` cells for the small campaign: full ones, then the rest."""
     n = len(small_cells(name))
-    assert n > max(SIM_GROUP, RED_GROUP)
+    assert n > SIM_GROUP
     return [size] * (n // size) + [n % size] * bool(n % size)
 
 
@@ -346,17 +371,19 @@ def options(argv: list[str]) -> dict[str, str]:
 
 
 def sbatch_lines(entries: list[dict]) -> dict[str, list[dict[str, str]]]:
-    """{"sim"/"red" (groups) or rule: [sbatch options ...]}; "cells": the cells the job runs."""
+    """{"sim" (the simulation groups) or rule: [sbatch options ...]}; "cells": the cells a
+    group runs, "block": the block a reduce job reduces."""
     lines: dict[str, list[dict[str, str]]] = {}
     for e in entries:
         opts = options(e["argv"])
         wrap = opts.get("--wrap", "")
         rule = re.search(r"--target-jobs '?(\w+):", wrap)[1]  # 'rule:wildcards' ...
         if "--local-groupid" in wrap:
-            other = {"simulate": "reduce", "reduce": "simulate"}[rule]
-            assert f"{other}:cell=" not in wrap, wrap  # a group holds one rule's jobs
-            rule = {"simulate": "sim", "reduce": "red"}[rule]
+            assert rule == "simulate" and "reduce:" not in wrap, wrap  # only simulations
+            rule = "sim"
         opts["cells"] = str(len(re.findall(r"\w+:cell=", wrap)))
+        block = re.search(r"reduce:block=([\w./-]+)", wrap)
+        opts["block"] = block[1] if block else ""
         lines.setdefault(rule, []).append(opts)
     return lines
 
@@ -367,19 +394,20 @@ def by_size(groups: list) -> list:
 
 def test_slurm_submission_lines(fakes, tmp_path):
     lines = sbatch_lines(submit("slurm", fakes, tmp_path))
-    sims, reds = by_size(lines["sim"]), by_size(lines["red"])
+    sims = by_size(lines["sim"])
     assert [int(g["cells"]) for g in sims] == group_sizes("slurm", SIM_GROUP)  # per submission
-    assert [int(g["cells"]) for g in reds] == group_sizes("slurm", RED_GROUP)
-    g, r = sims[0], reds[0]
-    # layers of node_slots = 16 cells x 4 threads: 64 cores; 10 layers x 30 min
+    assert sorted(r["block"] for r in lines["reduce"]) == BLOCKS  # one job per block
+    g = sims[0]
+    # layers of node_slots = 16 cells x 4 threads: 64 cores; 8 layers x 30 min
     assert g["--cpus-per-task"] == "64" and g["--ntasks"] == "1", g
     assert g["-t"] == str(layers("slurm", "simulate", 16, SIM_GROUP))
     mem = int(g["--mem"])  # a layer: 16 simulations, each the rule's estimate (> 1 GB)
     assert mem % 16 == 0 and mem // 16 > 1000, g
-    # 16 reductions at once: 13 layers x 2 min
-    assert r["--cpus-per-task"] == "64" and r["--mem"] == str(16 * 2000), r
-    assert r["-t"] == str(layers("slurm", "reduce", 16, RED_GROUP))
-    for job in (g, r):
+    res = profile("slurm")["set-resources"]["reduce"]
+    for r in lines["reduce"]:  # the block's cells 8 at once
+        assert r["--cpus-per-task"] == "8" and r["--mem"] == str(res["mem_mb"]), r
+        assert r["-t"] == str(res["runtime"])
+    for job in (g, *lines["reduce"]):
         assert job["-p"] == "debug" and "-A" not in job  # sinfo's default; Slurm's default account
         assert "--gpus" not in job and "--nodes" not in job
     ranks = campaign("slurm")["training"]["ranks"]
@@ -391,18 +419,18 @@ def test_slurm_submission_lines(fakes, tmp_path):
 
 def test_frontier_submission_lines(fakes, tmp_path):
     lines = sbatch_lines(submit("frontier", fakes, tmp_path))
-    sims, reds = by_size(lines["sim"]), by_size(lines["red"])
+    sims = by_size(lines["sim"])
     assert [int(g["cells"]) for g in sims] == group_sizes("frontier", SIM_GROUP)
-    assert [int(g["cells"]) for g in reds] == group_sizes("frontier", RED_GROUP)
-    g, r = sims[0], reds[0]
-    # a whole node: 8 GCDs and 8 x 7 cores; 19 layers x 5 min
+    assert sorted(r["block"] for r in lines["reduce"]) == BLOCKS
+    g = sims[0]
+    # a whole node: 8 GCDs and 8 x 7 cores; 15 layers x 5 min
     assert g["--gpus"] == "8" and g["--cpus-per-task"] == "56", g
     assert "--ntasks-per-gpu" not in g and "--ntasks" not in g  # one task: the group's Snakemake
     assert g["-t"] == str(layers("frontier", "simulate", 8, SIM_GROUP))
-    # reductions: the node's cores, no GPU; 25 layers x 1 min
-    assert r["--cpus-per-task"] == "56" and "--gpus" not in r, r
-    assert r["-t"] == str(layers("frontier", "reduce", 8, RED_GROUP))
-    for job in (g, r):
+    for r in lines["reduce"]:  # a reduction: the node's cores, no GPU
+        assert r["--cpus-per-task"] == "56" and "--gpus" not in r, r
+        assert r["-t"] == str(profile("frontier")["set-resources"]["reduce"]["runtime"])
+    for job in (g, *lines["reduce"]):
         assert job["-A"] == "CHANGE_ME" and job["-p"] == "batch"
     ranks = campaign("frontier")["training"]["ranks"]
     for rule in ("train_classifier", "train_regressor"):
@@ -432,17 +460,21 @@ def bsub_lines(entries: list[dict]) -> dict[str, list[tuple[dict[str, str], dict
 
 def test_summit_submission_lines(fakes, tmp_path):
     lines = bsub_lines(submit("summit", fakes, tmp_path))
-    for kind, rule, size in (("sim", "simulate", SIM_GROUP), ("red", "reduce", RED_GROUP)):
-        groups = sorted(lines[kind], key=lambda g: -g[3].count(f"{rule}:cell="))
-        cells = [g[3].count(f"{rule}:cell=") for g in groups]  # the group's --target-jobs
-        assert cells == group_sizes("summit", size)
-        opts, props, script, body = groups[0]
-        # whole node, MPS; simulations: 25 layers of 6 cells x 3 min; reductions: 34 x 1 min
+    groups = sorted(lines["sim"], key=lambda g: -g[3].count("simulate:cell="))
+    cells = [g[3].count("simulate:cell=") for g in groups]  # the group's --target-jobs
+    assert cells == group_sizes("summit", SIM_GROUP)
+    assert sorted(re.search(r"reduce:block=([\w./-]+)", g[3])[1] for g in lines["reduce"]) == (
+        BLOCKS
+    )
+    for opts, props, script, body in [groups[0], *lines["reduce"]]:
+        rule = props["rule"] if props["type"] == "single" else "simulate"
+        # whole node, MPS; simulations: 20 layers of 6 cells x 3 min; a reduction: its runtime
         assert opts["-nnodes"] == "1" and opts["-alloc_flags"] == "gpumps", opts
-        assert opts["-P"] == "CHANGE_ME" and opts["-q"] == "batch"
-        assert opts["-W"] == str(layers("summit", rule, 6, size))
+        assert opts["-P"] == "CHANGE_ME" and opts["-q"] == "batch"  # lsf-submit's arguments
+        width = 6 if rule == "simulate" else 1
+        assert opts["-W"] == str(layers("summit", rule, width, cells[0] if width > 1 else 1))
         assert "-n" not in opts and "-R" not in opts  # no slot or memory requests
-        # the group runs on its compute node through jsrun, its Snakemake with the node's cores
+        # the job runs on its compute node through jsrun, its Snakemake with the node's cores
         jsrun = shlex.split(last_line(script))
         assert jsrun[0] == "jsrun" and jsrun[-2:-1] == ["sh"], script
         assert options(jsrun)["--nrs"] == "1" and options(jsrun)["--gpu_per_rs"] == "6"

@@ -160,7 +160,11 @@ def test_reduced_file_carries_its_provenance(coded_sim, tmp_path):
     assert not list(out.parent.glob("*.part-*"))
     cell = reduce.read_reduced(out)
     attrs = cell.attrs
-    assert bool(attrs["complete"]) and attrs["format"] == reduce.FORMAT
+    with h5py.File(out) as fh:  # the file: complete, its format, its cells, versions
+        assert bool(fh.attrs["complete"]) and fh.attrs["format"] == reduce.FORMAT
+        assert json.loads(fh.attrs["cells"]) == ["t40/step-d3"] and "t40/step-d3/lines" in fh
+        assert json.loads(fh.attrs["reduction"]) == REDUCTION
+        versions = json.loads(fh.attrs["versions"])
     assert cell.settings == settings and cell.cell == "t40/step-d3" and cell.kind == "step"
     assert cell.reduction == REDUCTION  # only the keys that decide the file
     assert cell.angular_sampling == pytest.approx((2 * MRAD, 2 * MRAD), rel=1e-12)
@@ -174,7 +178,6 @@ def test_reduced_file_carries_its_provenance(coded_sim, tmp_path):
     assert attrs["source"] == str(path)
     assert attrs["source_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert attrs["source_cbed_sha256"] == reduce.array_sha256(cbed)
-    versions = json.loads(attrs["versions"])
     assert versions["numpy"] == np.__version__ and versions["h5py"] == h5py.__version__
     # the same input and reduction give the same data hash; a different crop does not
     again = reduce.read_reduced(reduce.reduce_cell(path, tmp_path / "b.h5", REDUCTION))
@@ -225,13 +228,62 @@ def test_refusals_name_the_file(coded_sim, tmp_path):
 
     out = reduce.reduce_cell(path, tmp_path / "red.h5", REDUCTION)
     with h5py.File(out, "r+") as fh:
-        fh["lines"][0, 0, 0, 0] += 1.0
-    with pytest.raises(ValueError, match=r"red\.h5: arrays do not match"):
+        fh["t40/step-d3/lines"][0, 0, 0, 0] += 1.0
+    with pytest.raises(ValueError, match=r"red\.h5: the arrays of t40/step-d3 do not match"):
         reduce.read_reduced(out)
     with h5py.File(out, "r+") as fh:
         del fh.attrs["complete"]
     with pytest.raises(OSError, match=r"red\.h5 is incomplete"):
         reduce.read_reduced(out, data=False)
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+@pytest.fixture
+def coded_block(tiny_config, tmp_path):
+    """Three coded cells of t40 (two steps, one intermixed), each its own pattern values."""
+    out = {}
+    for k, cell in enumerate(("t40/step-d7", "t40/diffusion-ti0.2-s1", "t40/step-d3")):
+        settings = cell_settings(tiny_config, cell)
+        nx, ny = settings["simulation"]["scan"]["gpts"]
+        cbed = coded_cbed(nx, ny, 98) + 1000.0 * k
+        out[cell] = write_sim(tmp_path / "sims" / f"{cell}.h5", settings, cbed, (MRAD, MRAD))
+    return out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_block_file_holds_each_cell_as_its_own_file_would(coded_block, tmp_path, workers):
+    paths = list(coded_block.values())
+    block = reduce.reduce_cells(paths, tmp_path / "block.h5", REDUCTION, workers=workers)
+    assert reduce.reduced_cells(block) == list(coded_block)  # in the order given
+    cells = reduce.read_reduced_all(block, data=True)
+    assert [c.cell for c in cells] == list(coded_block)
+    for (cell, sim), got in zip(coded_block.items(), cells, strict=True):
+        alone = reduce.read_reduced(reduce.reduce_cell(sim, tmp_path / f"{got.kind}.h5", REDUCTION))
+        np.testing.assert_array_equal(got.lines, alone.lines)
+        np.testing.assert_array_equal(got.average, alone.average)
+        assert got.attrs["data_sha256"] == alone.attrs["data_sha256"]
+        assert got.settings == alone.settings and got.settings["cell"] == cell
+        assert got.attrs["source"] == str(sim) and got.path == block
+        one = reduce.read_reduced(block, cell)
+        np.testing.assert_array_equal(one.lines, alone.lines)
+    # the cells differ (their coded values), so the groups are not mixed up
+    assert len({c.attrs["data_sha256"] for c in cells}) == 3
+
+
+def test_block_refusals_name_the_cell_or_file(coded_block, tmp_path):
+    paths = list(coded_block.values())
+    block = reduce.reduce_cells(paths, tmp_path / "block.h5", REDUCTION)
+    with pytest.raises(ValueError, match=r"block\.h5 holds 3 cells: say which one"):
+        reduce.read_reduced(block)
+    with pytest.raises(ValueError, match=r"block\.h5 holds no cell t40/step-d5"):
+        reduce.read_reduced(block, "t40/step-d5")
+    with pytest.raises(ValueError, match=r"twice\.h5: cell t40/step-d7 given twice"):
+        reduce.reduce_cells([paths[0], paths[1], paths[0]], tmp_path / "twice.h5", REDUCTION)
+    assert not (tmp_path / "twice.h5").exists() and not list(tmp_path.glob("twice.h5.part-*"))
+    with pytest.raises(ValueError, match=r"none\.h5: no simulated cells"):
+        reduce.reduce_cells([], tmp_path / "none.h5", REDUCTION)
 
 
 # --------------------------------------------------------------------------- real data

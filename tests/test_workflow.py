@@ -130,7 +130,7 @@ def test_override_reruns_only_that_cell_and_what_aggregates_it(done):
     by_rule: dict[str, set[str]] = {}
     for out, (rule, _) in jobs.items():
         by_rule.setdefault(rule, set()).add(out)
-    assert by_rule.pop("reduce") == {"results/reduced/t60/step-d5.h5"}
+    assert by_rule.pop("reduce") == {"results/reduced/t60/step.h5"}  # the cell's block
     assert by_rule.pop("gather_classify") == {"results/datasets/classify.h5"}
     assert by_rule.pop("gather_regress") == {"results/datasets/regress_t60.h5"}
     assert by_rule.pop("train_classifier") == {"results/models/classifier.keras"}

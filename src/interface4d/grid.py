@@ -258,7 +258,7 @@ def cell_settings(config: Mapping[str, Any], cell: Cell | str, code: str | None 
         "simulation": _sorted(sim),
         "code": code if code is not None else code_hash(),
     }
-    return _sorted(settings)
+    return {k: settings[k] for k in sorted(settings)}  # the blocks inside are sorted already
 
 
 def matching_overrides(config: Mapping[str, Any], cell_id: str) -> list[Mapping[str, Any]]:

@@ -2,6 +2,7 @@
 # the library (no ASE, abTEM or TensorFlow): planning 14,000 cells must stay fast.
 import copy
 import shlex
+import tempfile
 import sys
 from pathlib import Path
 
@@ -149,6 +150,13 @@ def sim_mem_mb():
     thickest = max(config["grid"]["thickness"])
     potential = sim["gpts"] ** 2 * 4 * thickest / sim["slice_thickness"]
     return int(1000 + (waves + potential) / 1e6)
+
+
+# The system temporary folder of the host that parses the Snakefile (a cluster job parses it
+# again on its node), as Snakemake's default `tmpdir` resource would give; set per rule as a
+# constant because Snakemake evaluates the default's expression for every job (4 s of the
+# paper-scale dry run). A site's own tmpdir for simulations: --set-resources simulate:tmpdir=...
+SYSTEM_TMPDIR = tempfile.gettempdir()
 
 
 def sim_launcher():

@@ -21,6 +21,7 @@ rule simulate:
         sim_device=config["simulation"]["device"],
         max_batch=config["simulation"]["max_batch"],
         launcher=sim_launcher(),
+        tmpdir=SYSTEM_TMPDIR,
     params:
         settings=cell_params,
     shell:
