@@ -16,6 +16,12 @@ summit profile:
 
     .venv/bin/python benchmarks/dag_scaling.py [--cells 1000 5000 full] [--repeats 1]
     .venv/bin/python benchmarks/dag_scaling.py --quick        # 100 and 300 cells, ~1 min
+    .venv/bin/python benchmarks/dag_scaling.py --cells full --baseline fdfc031 --repeats 3
+
+`--baseline REV` also plans the largest size with the workflow as it was at git revision REV
+(Snakefile, rules, profiles and library from `git archive`, the same campaign), interleaved
+with the current one in the same run: this machine's speed varies from hour to hour, so only
+figures taken side by side compare.
 
 `full` is the campaign file as it is (14,209 cells). A size above it adds seeds (0, 1, 2, ...).
 """
@@ -140,6 +146,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="runs per size; medians reported")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per snakemake run")
     ap.add_argument("--quick", action="store_true", help="100 and 300 cells (a check, ~1 min)")
+    ap.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also plan the largest size with the workflow at git revision REV, side by side",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temp folders")
     ap.add_argument(
         "--grouping",
@@ -175,14 +186,31 @@ def main() -> None:
             for _ in range(args.repeats):
                 quiet.append(plan(wd, True, args.timeout))
                 full.append(plan(wd, False, args.timeout))
-            groupings = args.grouping if i == len(args.cells) - 1 else []
+            last = i == len(args.cells) - 1
+            groupings = args.grouping if last else []
             for extra in groupings:  # the largest size, planned with other groupings
                 q = [plan(wd, True, args.timeout, extra.split()) for _ in range(args.repeats)]
-                f = plan(wd, False, args.timeout, extra.split())
-                c = parse_plan(f.stdout + f.stderr, local)
-                alt_rows.append(
-                    [extra, f"{statistics.median(r.wall_s for r in q):.1f}", c["submissions"]]
-                )
+                f = [plan(wd, False, args.timeout, extra.split()) for _ in range(args.repeats)]
+                c = parse_plan(f[-1].stdout + f[-1].stderr, local)
+                alt_rows.append([extra, *medians(q, f), c["jobs"], c["submissions"]])
+            if last and args.baseline:
+                base = baseline_workflow(args.baseline, wd.parent / f"{wd.name}-base", config)
+                try:
+                    bq, bf, cq, cf = [], [], [], []
+                    for _ in range(args.repeats):  # interleaved: the same machine state
+                        bq.append(plan(base, True, args.timeout))
+                        cq.append(plan(wd, True, args.timeout))
+                        bf.append(plan(base, False, args.timeout))
+                        cf.append(plan(wd, False, args.timeout))
+                    c = parse_plan(bf[-1].stdout + bf[-1].stderr, local)
+                    alt_rows.append([f"baseline {args.baseline}", *medians(bq, bf), c["jobs"],
+                                     c["submissions"]])  # fmt: skip
+                    c = parse_plan(cf[-1].stdout + cf[-1].stderr, local)
+                    alt_rows.append(
+                        ["this checkout", *medians(cq, cf), c["jobs"], c["submissions"]]
+                    )
+                finally:
+                    shutil.rmtree(base, ignore_errors=True)
         finally:
             if args.keep:
                 print(f"kept {wd}")
@@ -235,9 +263,41 @@ def main() -> None:
         print(n)
     if alt_rows:
         print()
-        alt_rows.insert(0, ["(the profile as it is)", rows[-1][2], rows[-1][-1]])
-        print(f"{rows[-1][0]} cells, other groupings (extra arguments after --profile {PROFILE}):")
-        print(table(["grouping", "plan -n -q (s)", "all submissions"], alt_rows))
+        alt_rows.insert(
+            0, ["(the profile as it is)", rows[-1][2], rows[-1][4], rows[-1][1], rows[-1][-1]]
+        )
+        print(
+            f"{rows[-1][0]} cells, other groupings (extra arguments after --profile {PROFILE}) "
+            "and other revisions of the workflow (medians; baseline rows interleaved with the "
+            "checkout's):"
+        )
+        headers = ["workflow / grouping", "plan -n -q (s)", "plan+print (s)", "jobs"]
+        print(table([*headers, "all submissions"], alt_rows))
+
+
+def medians(quiet, full) -> list[str]:
+    return [
+        f"{statistics.median(r.wall_s for r in quiet):.1f}",
+        f"{statistics.median(r.wall_s for r in full):.1f}",
+    ]
+
+
+def baseline_workflow(rev: str, dest: Path, config: dict) -> Path:
+    """The workflow at git revision ``rev`` in ``dest``, with ``config`` as its summit campaign."""
+    import subprocess
+
+    import yaml
+
+    from tests.helpers import WORKFLOW
+
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, *WORKFLOW], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    with open(dest / PROFILE / "campaign.yaml", "w") as fh:
+        yaml.safe_dump(config, fh, sort_keys=False)
+    return dest
 
 
 if __name__ == "__main__":
