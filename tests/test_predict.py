@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from interface4d import predict as P
+from interface4d import reduce
 
 BIN = Path(sys.executable).parent
 A = 3.905
@@ -466,9 +467,9 @@ def test_raw_simulation_on_its_own_grid_gives_exactly_the_training_descriptors(c
         p = P.plan(card, data.shape, P.AXES, c)
         block = data.read_x(P.AXES, p.x_first, p.x_last)
     net = P.prepare_input(block, p.x_first, card, c, p.center_px)
-    with h5py.File(campaign["reduced"][cell]) as fh:
-        np.testing.assert_allclose(net.lines, fh["lines"][()], rtol=1e-5, atol=1e-9)
-        np.testing.assert_allclose(net.average, fh["average"][()], rtol=1e-5, atol=1e-9)
+    reduced = reduce.read_reduced(campaign["reduced"][cell], cell)
+    np.testing.assert_allclose(net.lines, reduced.lines, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(net.average, reduced.average, rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.slow
