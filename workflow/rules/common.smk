@@ -2,8 +2,8 @@
 # the library (no ASE, abTEM or TensorFlow): planning 14,000 cells must stay fast.
 import copy
 import shlex
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -163,7 +163,9 @@ def sim_launcher():
     """The simulate job's prefix: with GPUs, each cell takes a GPU of its own (gpu-slot), so
     the cells a cluster group runs at once on a node do not all land on device 0."""
     if config["simulation"]["device"] == "gpu":
-        return shlex.quote(str(Path(workflow.basedir) / "workflow" / "scripts" / "gpu-slot"))
+        return shlex.quote(
+            str(Path(workflow.basedir) / "workflow" / "scripts" / "gpu-slot")
+        )
     return ""
 
 
