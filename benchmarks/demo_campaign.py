@@ -28,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from _common import header  # noqa: E402
+
 from tests.helpers import copy_workflow  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -39,6 +41,7 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "config.yaml"))
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = ap.parse_args()
+    header("the demo campaign end to end (benchmarks/demo_campaign.py)")
     wd = Path(tempfile.mkdtemp(prefix="i4d-demo-"))
     copy_workflow(wd, Path(args.config))
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
@@ -68,6 +71,9 @@ def main() -> None:
     print(
         f"demo campaign ({args.config}) on {args.cores} cores: {cells} cells, "
         f"wall {wall:.0f} s ({wall / 60:.1f} min)"
+    )
+    print(
+        f"  load average after the run (1/5/15 min): {' / '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     print(
         f"  report: {wall_report:.1f} s, {(wd / 'results/report.html').stat().st_size / 1e6:.1f} MB;"

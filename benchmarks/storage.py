@@ -62,6 +62,25 @@ def h5_stats(path: Path, name: str) -> dict:
     return out
 
 
+def reduced_stats(path: Path) -> list[dict]:
+    """Per cell of a reduced (block) file: its ``lines`` dataset and its share of the file."""
+    import h5py
+
+    from interface4d.reduce import reduced_cells
+
+    cells = reduced_cells(path)
+    share = path.stat().st_size / len(cells)
+    out = []
+    with h5py.File(path, "r") as fh:
+        for cell in cells:
+            d = fh[cell]["lines"]
+            raw = d.size * d.dtype.itemsize
+            out.append(
+                {"file": share, "shape": d.shape, "raw": raw, "stored": d.id.get_storage_size()}
+            )
+    return out
+
+
 def simulate_demo_cells(config_path: Path, wd: Path) -> tuple[Path, dict]:
     """A step and a diffusion cell of the config, through Snakemake up to the datasets."""
     from interface4d.config import load_config
@@ -193,7 +212,7 @@ def main() -> None:
         if not sims:
             sys.exit(f"no simulations under {results / 'sims'}")
         raw = [h5_stats(p, "cbed") for p in sims]
-        red = [h5_stats(p, "lines") for p in reduced]
+        red = [cell for p in reduced for cell in reduced_stats(p)]  # per cell of each block
         dsets = {p.name: h5_stats(p, "x") for p in datasets}
         sample = paper_sample(campaign, args.paper_sample, args.paper_sample_configs, tmp)
         paper = paper_shapes(campaign)
