@@ -319,8 +319,9 @@ def test_output_file_carries_every_parameter(tiny_config, tmp_path):
 # --------------------------------------------------------------------------- atomic writes
 
 
-def _simulate_cli(settings: Mapping, output: Path) -> subprocess.Popen:
+def _simulate_cli(settings: Mapping, output: Path, wisdom: Path | None = None) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("INTERFACE4D_FFTW_WISDOM", None)  # estimated plans unless a wisdom folder is given
     return subprocess.Popen(
         [
             sys.executable,
@@ -331,6 +332,7 @@ def _simulate_cli(settings: Mapping, output: Path) -> subprocess.Popen:
             json.dumps(settings),
             "-o",
             str(output),
+            *(["--fftw-wisdom", str(wisdom)] if wisdom is not None else []),
         ],
         cwd=ROOT,
         env=env,
@@ -433,3 +435,53 @@ def test_separate_processes_give_bit_identical_files(tiny_config, tmp_path):
     one, _ = simulate.read_cell(tmp_path / "run1.h5")
     two, _ = simulate.read_cell(tmp_path / "run2.h5")
     assert np.array_equal(one, two)
+
+
+@pytest.mark.slow
+def test_processes_sharing_measured_fftw_plans_are_bit_identical(tiny_config, tmp_path):
+    """Two processes start at once with an empty wisdom folder: one measures the plans (the
+    other waits on the lock), the other reads them; both give the same bits, a third process
+    reads the same file, and the result agrees with estimated plans to float32 round-off."""
+    settings = cell_settings(tiny_config, "t40/step-d3")
+    wisdom = tmp_path / "wisdom"
+    procs = [_simulate_cli(settings, tmp_path / f"run{i}.h5", wisdom) for i in (1, 2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    files = sorted(p.name for p in wisdom.iterdir())
+    assert len(files) == 2 and files[0].endswith(".wisdom") and files[1].endswith(".lock")
+    third = _simulate_cli(settings, tmp_path / "run3.h5", wisdom)
+    assert third.wait(timeout=300) == 0
+    cells = [simulate.read_cell(tmp_path / f"run{i}.h5") for i in (1, 2, 3)]
+    planning = sorted(attrs["fft_planning"] for _, attrs in cells)
+    assert [p.split(" plans ")[0] for p in planning] == ["FFTW_PATIENT"] * 3
+    assert sum("measured here" in p for p in planning) == 1, planning
+    assert sum("read from" in p for p in planning) == 2, planning
+    assert all(str(wisdom / files[0]) in p for p in planning)
+    for other, _ in cells[1:]:
+        assert np.array_equal(cells[0][0], other)
+    estimated = _simulate_cli(settings, tmp_path / "estimated.h5")
+    assert estimated.wait(timeout=300) == 0
+    reference, attrs = simulate.read_cell(tmp_path / "estimated.h5")
+    assert attrs["fft_planning"] == "FFTW_ESTIMATE"
+    np.testing.assert_allclose(cells[0][0], reference, rtol=1e-4, atol=1e-5 * reference.max())
+
+
+def test_unwritable_wisdom_folder_falls_back_to_estimated_plans(tiny_config, tmp_path, caplog):
+    from interface4d import fftplan
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with caplog.at_level("WARNING"), fftplan.shared_plans(blocker / "wisdom", "k") as planning:
+        pass
+    assert planning == fftplan.Planning("FFTW_ESTIMATE")
+    assert "not writable" in caplog.text and str(blocker / "wisdom") in caplog.text
+    with fftplan.shared_plans(None, "k") as planning:
+        pass
+    assert planning.describe() == "FFTW_ESTIMATE"
+    # the key follows the CPU, the FFTW build and the shapes' settings, not the physics
+    sim = dict(cell_settings(tiny_config, "t40/step-d3")["simulation"])
+    key = fftplan.wisdom_key(sim, 16)
+    assert key == fftplan.wisdom_key({**sim, "energy": 200e3, "num_configs": 7}, 16)
+    assert key != fftplan.wisdom_key({**sim, "gpts": 128}, 16)
+    assert key != fftplan.wisdom_key(sim, 8)

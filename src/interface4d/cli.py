@@ -70,6 +70,7 @@ def cmd_structure(args) -> int:
 
 
 def cmd_simulate(args) -> int:
+    from interface4d.fftplan import default_wisdom_dir
     from interface4d.simulate import simulate_cell
 
     _setup_logging(args.verbose)
@@ -79,6 +80,7 @@ def cmd_simulate(args) -> int:
         device=args.device,
         threads=args.threads,
         max_batch=args.max_batch,
+        fftw_wisdom=args.fftw_wisdom or default_wisdom_dir(),
     )
     return 0
 
@@ -177,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--max-batch", type=int, default=48)
+    m.add_argument(
+        "--fftw-wisdom",
+        metavar="DIR",
+        help="share measured FFTW plans through this folder (CPU; default $INTERFACE4D_FFTW_WISDOM;"
+        " none: estimated plans)",
+    )
     m.add_argument("-v", "--verbose", action="store_true")
     m.set_defaults(func=cmd_simulate)
 

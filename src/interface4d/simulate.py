@@ -40,6 +40,7 @@ class Simulation:
     real_sampling: tuple[float, float]  # Angstrom per potential pixel
     timings: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
+    fft_planning: str = ""  # how the FFTs were planned (interface4d.fftplan)
 
 
 def scan_window(settings: Mapping[str, Any]) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -65,10 +66,7 @@ def _configure_abtem(device: str, precision: str, threads: int) -> None:
             "precision": precision,
             "diagnostics.progress_bar": False,
             "fftw.threads": 1,
-            # ESTIMATE plans are chosen without timing, so every process computes bit-identical
-            # patterns; MEASURE varied in the last bits between processes at no gain in speed
-            # here (8.7 s either way for a demo cell).
-            "fftw.planning_effort": "FFTW_ESTIMATE",
+            # planning effort: interface4d.fftplan (estimated, or measured and shared)
         }
     )
 
@@ -128,20 +126,30 @@ def run(
     device: str = "cpu",
     threads: int = 1,
     max_batch: int = 48,
+    fftw_wisdom: str | Path | None = None,
 ) -> Simulation:
-    """Simulate one cell and return the result in memory (float32 NumPy, whatever the device)."""
+    """Simulate one cell and return the result in memory (float32 NumPy, whatever the device).
+
+    ``fftw_wisdom``: a folder where CPU processes share measured FFTW plans
+    (:mod:`interface4d.fftplan`); None: estimated plans. Ignored on the GPU.
+    """
+    from interface4d import fftplan
+
     t0 = time.perf_counter()
     if atoms is None:
         atoms = build_from_settings(settings)
     t_build = time.perf_counter() - t0
     _configure_abtem(device, settings["simulation"]["precision"], threads)
-    measurement = build_measurement(settings, atoms, max_batch)
-    t1 = time.perf_counter()
-    if threads > 1:
-        measurement = measurement.compute(scheduler="threads", num_workers=threads)
-    else:
-        measurement = measurement.compute(scheduler="synchronous")
-    t_sim = time.perf_counter() - t1
+    wisdom = fftw_wisdom if device == "cpu" else None
+    key = fftplan.wisdom_key(settings["simulation"], max_batch) if wisdom is not None else ""
+    with fftplan.shared_plans(wisdom, key) as planning:
+        measurement = build_measurement(settings, atoms, max_batch)
+        t1 = time.perf_counter()
+        if threads > 1:
+            measurement = measurement.compute(scheduler="threads", num_workers=threads)
+        else:
+            measurement = measurement.compute(scheduler="synchronous")
+        t_sim = time.perf_counter() - t1
     array = measurement.array
     if hasattr(array, "get"):  # CuPy -> NumPy
         array = array.get()
@@ -161,6 +169,7 @@ def run(
         ),
         timings={"build_s": t_build, "simulate_s": t_sim},
         device=device,
+        fft_planning=planning.describe() if device == "cpu" else "cuFFT",
     )
 
 
@@ -170,8 +179,11 @@ def simulate_cell(
     device: str = "cpu",
     threads: int = 1,
     max_batch: int = 48,
+    fftw_wisdom: str | Path | None = None,
 ) -> Path:
-    """Build, simulate and write one cell to ``output`` (atomically). Returns the path."""
+    """Build, simulate and write one cell to ``output`` (atomically). Returns the path.
+
+    ``fftw_wisdom``: see :func:`run`."""
     output = Path(output)
     t_start = time.perf_counter()
     atoms = build_from_settings(settings)
@@ -193,7 +205,14 @@ def simulate_cell(
         st.create_dataset("numbers", data=atoms.numbers.astype(np.int16))
         st.create_dataset("cell", data=np.asarray(atoms.cell))
         set_attrs(st, dict(atoms.info))
-        result = run(settings, atoms=atoms, device=device, threads=threads, max_batch=max_batch)
+        result = run(
+            settings,
+            atoms=atoms,
+            device=device,
+            threads=threads,
+            max_batch=max_batch,
+            fftw_wisdom=fftw_wisdom,
+        )
         t_write = time.perf_counter()
         write_cbed(fh, "cbed", result.cbed)
         fh["cbed"].attrs["axes"] = json.dumps(["scan_x", "scan_y", "kx", "ky"])
@@ -217,6 +236,7 @@ def simulate_cell(
             "device": device,
             "threads": threads,
             "max_batch": max_batch,
+            "fft_planning": result.fft_planning,
             "host": socket.gethostname(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_s": result.timings["build_s"],

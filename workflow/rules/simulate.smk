@@ -22,12 +22,14 @@ rule simulate:
         max_batch=config["simulation"]["max_batch"],
         launcher=sim_launcher(),
         tmpdir=SYSTEM_TMPDIR,
+        fftw_wisdom=FFTW_WISDOM,
     params:
         settings=cell_params,
     shell:
         "{resources.launcher} interface4d simulate --settings {params.settings:q}"
         " --device {resources.sim_device}"
-        " --threads {threads} --max-batch {resources.max_batch} -o {output} 2> {log}"
+        " --threads {threads} --max-batch {resources.max_batch}"
+        " --fftw-wisdom {resources.fftw_wisdom:q} -o {output} 2> {log}"
 
 
 rule plot_scan:
