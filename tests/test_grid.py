@@ -8,9 +8,11 @@ import pytest
 
 from interface4d.config import validate_config
 from interface4d.grid import (
+    BLOCK_PATTERN,
     CELL_PATTERN,
     Cell,
     JsonDict,
+    blocks_of,
     cell_settings,
     enumerate_cells,
     fmt,
@@ -58,6 +60,25 @@ def test_ids_round_trip(tiny_config):
     assert parse_cell("t40/flat") == Cell("flat", 40.0)
     with pytest.raises(ValueError, match="not a cell id"):
         parse_cell("t40/step-0.3")
+
+
+def test_blocks_are_a_thickness_and_kind(tiny_config):
+    """A reduction block holds the cells of one kind at one thickness, every cell in exactly one,
+    in grid order; its id is what the workflow's {block} wildcard accepts."""
+    import re
+
+    cells, _ = enumerate_cells(tiny_config)
+    blocks = blocks_of(cells)
+    kinds = {(fmt(c.thickness), c.kind) for c in cells}
+    assert sorted(blocks) == sorted(f"t{t}/{k}" for t, k in kinds)
+    assert sorted(c.id for b in blocks.values() for c in b) == sorted(c.id for c in cells)
+    for block, members in blocks.items():
+        assert re.fullmatch(BLOCK_PATTERN, block), block
+        assert {(fmt(c.thickness), c.kind) for c in members} == {tuple(block[1:].split("/"))}
+        assert members == [c for c in cells if c.block == block]  # grid order kept
+    assert re.fullmatch(BLOCK_PATTERN, "t100/diffusion") and not re.fullmatch(
+        BLOCK_PATTERN, "t100/diffusion-ti0.3"
+    )
 
 
 def test_step_fractions_snap_and_duplicates_reported(tiny_raw):

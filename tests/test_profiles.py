@@ -29,7 +29,7 @@ import yaml
 from .helpers import BIN, ROOT, copy_workflow, env, planned, snakemake, write_config
 
 PROFILES = ("slurm", "frontier", "summit")
-SIM_GROUP = 120  # cells per simulation submission (a reduction is a job per block, ungrouped)
+SIM_GROUP = 85  # cells per simulation submission (a reduction is a job per block, ungrouped)
 LOGIN_CORES = "128"  # a login node's CPU count (the workflow profile's `cores: all` there)
 EXECUTION_KEYS = {("simulation", "device"), ("simulation", "threads")}
 EXECUTION_KEYS |= {("simulation", "max_batch"), ("training", "ranks")}
@@ -185,7 +185,7 @@ def test_gpu_campaigns_give_each_simulation_its_own_gpu(tmp_path):
 
 
 def test_paper_scale_dry_run_counts_jobs_and_submissions(tmp_path):
-    """14,209 cells: 14,209 simulations in 119 group submissions, 55 reductions (one per block),
+    """14,209 cells: 14,209 simulations in 168 group submissions, 10 reductions (one per block),
     all submissions <= 200."""
     wd = copy_workflow(tmp_path / "paper")
     proc = subprocess.run(
@@ -202,8 +202,8 @@ def test_paper_scale_dry_run_counts_jobs_and_submissions(tmp_path):
     cells = stats["simulate"]
     assert cells >= 14000
     grid = campaign("frontier")["grid"]
-    blocks = len(grid["thickness"]) * (1 + len(grid["ti_fraction"]))  # steps; each Ti fraction
-    assert stats["reduce"] == blocks == 55
+    blocks = len(grid["thickness"]) * 2  # a thickness's step cells; its intermixed cells
+    assert stats["reduce"] == blocks == 10
     sims = out.count("Group job sim (jobs in lexicogr. order)")
     assert sims == math.ceil(cells / SIM_GROUP) and "Group job red" not in out
     local = local_rules()
@@ -239,7 +239,7 @@ def test_changing_one_cell_at_paper_scale_plans_that_cell_and_its_aggregations(t
         os.utime(path, (1.8e9, 1.8e9))
     cfg = yaml.safe_load((wd / campaign_file).read_text())
     assert sum(r.startswith("results/sims/") for r in records) > 14000
-    assert sum(r.startswith("results/reduced/") for r in records) == 55  # the blocks
+    assert sum(r.startswith("results/reduced/") for r in records) == 10  # the blocks
     summit = ("--profile", "profiles/summit", "--cores", LOGIN_CORES)
     proc = snakemake(wd, "-n", *summit)
     assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-4000:]
@@ -298,7 +298,7 @@ def small_cells(name: str) -> list[str]:
     return [c.id for c in enumerate_cells(validate_config(small_campaign(name)))[0]]
 
 
-BLOCKS = ["t100/diffusion-ti0.1", "t100/diffusion-ti0.2", "t100/step"]  # the small campaign's
+BLOCKS = ["t100/diffusion", "t100/step"]  # the small campaign's
 
 
 def group_sizes(name: str, size: int) -> list[int]:
@@ -401,7 +401,7 @@ def test_slurm_submission_lines(fakes, tmp_path):
     assert [int(g["cells"]) for g in sims] == group_sizes("slurm", SIM_GROUP)  # per submission
     assert sorted(r["block"] for r in lines["reduce"]) == BLOCKS  # one job per block
     g = sims[0]
-    # layers of node_slots = 16 cells x 4 threads: 64 cores; 8 layers x 30 min
+    # layers of node_slots = 16 cells x 4 threads: 64 cores; 6 layers x 30 min
     assert g["--cpus-per-task"] == "64" and g["--ntasks"] == "1", g
     assert g["-t"] == str(layers("slurm", "simulate", 16, SIM_GROUP))
     mem = int(g["--mem"])  # a layer: 16 simulations, each the rule's estimate (> 1 GB)
@@ -426,7 +426,7 @@ def test_frontier_submission_lines(fakes, tmp_path):
     assert [int(g["cells"]) for g in sims] == group_sizes("frontier", SIM_GROUP)
     assert sorted(r["block"] for r in lines["reduce"]) == BLOCKS
     g = sims[0]
-    # a whole node: 8 GCDs and 8 x 7 cores; 15 layers x 5 min
+    # a whole node: 8 GCDs and 8 x 7 cores; 11 layers x 5 min
     assert g["--gpus"] == "8" and g["--cpus-per-task"] == "56", g
     assert "--ntasks-per-gpu" not in g and "--ntasks" not in g  # one task: the group's Snakemake
     assert g["-t"] == str(layers("frontier", "simulate", 8, SIM_GROUP))
@@ -471,7 +471,7 @@ def test_summit_submission_lines(fakes, tmp_path):
     )
     for opts, props, script, body in [groups[0], *lines["reduce"]]:
         rule = props["rule"] if props["type"] == "single" else "simulate"
-        # whole node, MPS; simulations: 20 layers of 6 cells x 3 min; a reduction: its runtime
+        # whole node, MPS; simulations: 15 layers of 6 cells x 3 min; a reduction: its runtime
         assert opts["-nnodes"] == "1" and opts["-alloc_flags"] == "gpumps", opts
         assert opts["-P"] == "CHANGE_ME" and opts["-q"] == "batch"  # lsf-submit's arguments
         width = 6 if rule == "simulate" else 1

@@ -69,7 +69,7 @@ CELLS = (
     "t40/diffusion-ti0.2-s1",
     "t40/diffusion-ti0.5-s1",
 )
-BLOCKS = ("t40/step", "t40/diffusion-ti0.2", "t40/diffusion-ti0.5")  # one reduce job each
+BLOCKS = ("t40/step", "t40/diffusion")  # one reduce job each
 MODELS = ("results/models/classifier.keras", "results/models/regressor_t40.keras")
 
 
@@ -371,7 +371,7 @@ def test_campaign_runs_as_grouped_slurm_jobs_with_a_two_task_training_job(on_slu
     subs = submissions(out)
     kinds = [name for name, _ in subs]
     # the six cells' simulations: one submission; their reductions: one job per block (the
-    # step cells, each Ti fraction's seeds), each cell computed in them
+    # step cells, the intermixed cells), each cell computed in them
     assert kinds.count("group_sim_simulate") == 1, subs
     assert "rule_simulate" not in kinds, subs
     assert kinds.count("rule_reduce") == len(BLOCKS), subs

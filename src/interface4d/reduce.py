@@ -2,7 +2,7 @@
 
 :func:`reduce_cells` turns simulated cells ``results/sims/<cell>.h5`` into one reduced file
 (the workflow writes one per *block*, ``results/reduced/<block>.h5``: the step cells of one
-thickness, or the seeds of one thickness and Ti fraction) holding, for each cell, in the group
+thickness, or its intermixed cells of every Ti fraction and seed) holding, for each cell, in the group
 named by its cell id,
 
 * ``lines`` float32 (ny, nx, k, k): for each scan column along y the sequence of patterns along
@@ -254,6 +254,7 @@ def reduce_cells(
         raise ValueError(f"{out_path}: no simulated cells to reduce")
     out_path = Path(out_path)
     done: list[str] = []
+    every = max(1, len(sim_paths) // 20)  # progress: about 20 lines for a block of any size
     with atomic_h5(out_path) as out:
         for i, cell in enumerate(_reduced_in_order(sim_paths, params, workers), 1):
             name = cell["attrs"]["cell"]
@@ -265,8 +266,8 @@ def reduce_cells(
             set_attrs(group, cell["attrs"])
             group.attrs["settings"] = cell["settings"]  # verbatim, as the simulation recorded it
             done.append(name)
-            if len(sim_paths) > 1:
-                _log.info("reduced %s (%d of %d)", name, i, len(sim_paths))
+            if len(sim_paths) > 1 and (i % every == 0 or i == len(sim_paths)):
+                _log.info("reduced %s (%d of %d cells)", name, i, len(sim_paths))
         set_attrs(
             out,
             {

@@ -1,6 +1,7 @@
 # Config validation, the parameter grid and input functions. Imports only pure-Python parts of
 # the library (no ASE, abTEM or TensorFlow): planning 14,000 cells must stay fast.
 import copy
+import functools
 import os
 import shlex
 import sys
@@ -69,8 +70,10 @@ wildcard_constraints:
     thickness=r"[0-9]+(?:\.[0-9]+)?",
 
 
+@functools.cache
 def settings_of(cell_id):
-    """Every physical setting of one cell: the single dict param of its jobs."""
+    """Every physical setting of one cell: the single dict param of its jobs (built once per
+    cell: Snakemake asks for it more than once per job, and JsonDict is never changed)."""
     return JsonDict(cell_settings(config, cell_id, code=CODE))
 
 
@@ -182,8 +185,8 @@ def sim_launcher():
     return ""
 
 
-# Reduction blocks: the learned cells of one thickness that differ only in step depth, or
-# only in seed (intermixing at one Ti fraction); one reduce job and one file each.
+# Reduction blocks: the learned cells of one kind and thickness (its buried steps; its
+# intermixed cells of every Ti fraction and seed); one reduce job and one file each.
 BLOCKS = blocks_of(c for c in CELLS if c.kind in LEARNED_KINDS)
 
 

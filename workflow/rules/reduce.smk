@@ -1,8 +1,9 @@
 # 3. Descriptors: crop the CBED centres and cut line-profile stacks (classification) and the
 # unit-cell average (regression) of every cell, one file per block (the step cells of one
-# thickness; the seeds of one thickness and Ti fraction); then gather them into split datasets.
-# A block, not a cell, per job: one job per cell would double the jobs Snakemake plans at paper
-# scale. A changed cell reruns its simulation and its block's reduction (seconds a cell).
+# thickness; its intermixed cells); then gather them into split datasets. A block, not a cell,
+# per job: one job per cell would double the jobs Snakemake plans at paper scale, and 10 blocks
+# leave the cluster submissions to the simulations. A changed cell reruns its simulation and its
+# block's reduction (a fraction of a second a cell, the block's cells in parallel).
 
 
 rule reduce:
