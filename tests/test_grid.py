@@ -135,6 +135,32 @@ def test_overrides_apply_to_matching_cells_only(tiny_raw):
     assert cell_settings(cfg, "t40/step-d3")["simulation"]["num_configs"] == 2
 
 
+def test_one_maker_gives_each_cell_what_its_own_config_would(tiny_raw):
+    """settings_maker (what the Snakefile builds once for 14,000 cells) shares the global
+    physics blocks: every cell still gets exactly the settings of its effective config (the
+    override's cells theirs), with sorted keys."""
+    from interface4d.config import deep_merge
+    from interface4d.grid import settings_maker
+
+    cfg = copy.deepcopy(tiny_raw)
+    cfg["overrides"] = [{"cells": "t60/step-*", "simulation": {"num_configs": 3}}]
+    cfg = validate_config(cfg)
+    merged = copy.deepcopy(cfg)
+    merged["simulation"] = deep_merge(cfg["simulation"], {"num_configs": 3})
+    merged["overrides"] = []
+    base = copy.deepcopy(cfg)
+    base["overrides"] = []
+    make = settings_maker(cfg, code="c0")
+    cells = enumerate_cells(cfg)[0]
+    got = {c.id: make(c) for c in cells}
+    for c in cells:
+        own = merged if c.id.startswith("t60/step-") else base
+        assert got[c.id] == cell_settings(own, c, code="c0"), c.id
+        assert list(got[c.id]) == sorted(got[c.id])
+        assert make(c.id) == got[c.id]  # an id or a Cell
+    assert {got[c.id]["simulation"]["num_configs"] for c in cells} == {2, 3}
+
+
 def test_global_change_changes_every_cell(tiny_config):
     other = copy.deepcopy(tiny_config)
     other["simulation"]["energy"] = 200000

@@ -17,7 +17,7 @@ import json
 import math
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,33 +230,52 @@ def cell_settings(config: Mapping[str, Any], cell: Cell | str, code: str | None 
     Execution choices that do not change the physics (device, threads, batching) are not here:
     they travel as resources, so switching laptop <-> cluster reruns nothing.
     """
-    if isinstance(cell, str):
-        cell = parse_cell(cell)
-    config = effective_config(config, cell.id)
-    st = dict(config["structure"])
-    a = st["lattice_constant"]
-    nz = nz_for_thickness(cell.thickness, a)
+    return settings_maker(config, code)(cell)
+
+
+def settings_maker(config: Mapping[str, Any], code: str | None = None) -> Callable[..., dict]:
+    """:func:`cell_settings` for many cells of one config: ``make(cell)``. The physics blocks
+    of cells no override matches are built once and shared (read them, never change them): a
+    planner asks for 14,000 cells' settings."""
+    code = code if code is not None else code_hash()
+    shared = _physics_blocks(config)
+
+    def make(cell: Cell | str) -> dict:
+        if isinstance(cell, str):
+            cell = parse_cell(cell)
+        cell_id = cell.id
+        own = matching_overrides(config, cell_id)
+        st, sim = _physics_blocks(effective_config(config, cell_id)) if own else shared
+        nz = nz_for_thickness(cell.thickness, st["lattice_constant"])
+        settings = {
+            "cell": cell_id,
+            "code": code,
+            "kind": cell.kind,
+            "nz": nz,
+            "phonon_seed": stable_seed("phonons", cell_id),
+            "seed": cell.seed,
+            "simulation": sim,
+            "step_depth": cell.depth,
+            "step_fraction": (cell.depth / nz) if cell.kind == "step" else None,
+            "structure": st,
+            "structure_seed": stable_seed("structure", cell_id),
+            "thickness": float(cell.thickness),
+            "ti_fraction": cell.ti_fraction if cell.kind == "diffusion" else 0.0,
+        }
+        return settings  # keys in sorted order, as are the blocks inside
+
+    return make
+
+
+def _physics_blocks(config: Mapping[str, Any]) -> tuple[dict, dict]:
+    """The sorted ``structure`` block and the ``simulation`` block without its execution keys
+    (device, threads, batching) of one (effective) config."""
     sim = {
         k: v for k, v in config["simulation"].items() if k not in ("device", "threads", "max_batch")
     }
     if sim.get("method") != "prism":
         sim.pop("prism_interpolation", None)
-    settings = {
-        "cell": cell.id,
-        "kind": cell.kind,
-        "thickness": float(cell.thickness),
-        "nz": nz,
-        "step_depth": cell.depth,
-        "step_fraction": (cell.depth / nz) if cell.kind == "step" else None,
-        "ti_fraction": cell.ti_fraction if cell.kind == "diffusion" else 0.0,
-        "seed": cell.seed,
-        "structure_seed": stable_seed("structure", cell.id),
-        "phonon_seed": stable_seed("phonons", cell.id),
-        "structure": _sorted(st),
-        "simulation": _sorted(sim),
-        "code": code if code is not None else code_hash(),
-    }
-    return {k: settings[k] for k in sorted(settings)}  # the blocks inside are sorted already
+    return _sorted(config["structure"]), _sorted(sim)
 
 
 def matching_overrides(config: Mapping[str, Any], cell_id: str) -> list[Mapping[str, Any]]:

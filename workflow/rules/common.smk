@@ -24,11 +24,11 @@ from interface4d.grid import (  # noqa: E402
     JsonDict,
     blocks_of,
     canonical_grid,
-    cell_settings,
     code_hash,
     enumerate_cells,
     fmt,
     parse_cell,
+    settings_maker,
 )
 
 # The library's check first: its messages name the key path and value (and it adds the
@@ -70,11 +70,14 @@ wildcard_constraints:
     thickness=r"[0-9]+(?:\.[0-9]+)?",
 
 
+MAKE_SETTINGS = settings_maker(config, code=CODE)
+
+
 @functools.cache
 def settings_of(cell_id):
     """Every physical setting of one cell: the single dict param of its jobs (built once per
     cell: Snakemake asks for it more than once per job, and JsonDict is never changed)."""
-    return JsonDict(cell_settings(config, cell_id, code=CODE))
+    return JsonDict(MAKE_SETTINGS(cell_id))
 
 
 def cell_params(wildcards):
