@@ -76,7 +76,8 @@ MAKE_SETTINGS = settings_maker(config, code=CODE)
 @functools.cache
 def settings_of(cell_id):
     """Every physical setting of one cell: the single dict param of its jobs (built once per
-    cell: Snakemake asks for it more than once per job, and JsonDict is never changed)."""
+    cell: Snakemake asks for it more than once per job, and JsonDict is never changed).
+    """
     return JsonDict(MAKE_SETTINGS(cell_id))
 
 
