@@ -90,6 +90,16 @@ def default_wisdom_dir() -> Path | None:
     return Path(value) if value else None
 
 
+def workflow_wisdom_dir() -> str:
+    """The folder the workflow's CPU simulations share: ``$INTERFACE4D_FFTW_WISDOM`` if set
+    (empty: "", estimated plans), else ``$XDG_CACHE_HOME/interface4d/fftw`` (default
+    ``~/.cache``)."""
+    if ENV in os.environ:
+        return os.environ[ENV]
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return str(Path(cache) / "interface4d" / "fftw")
+
+
 @contextlib.contextmanager
 def shared_plans(wisdom_dir: str | Path | None, key: str) -> Iterator[Planning]:
     """Plan the FFTs of the block inside (module doc) and yield how; sets abTEM's

@@ -244,8 +244,8 @@ def settings_maker(config: Mapping[str, Any], code: str | None = None) -> Callab
         if isinstance(cell, str):
             cell = parse_cell(cell)
         cell_id = cell.id
-        own = matching_overrides(config, cell_id)
-        st, sim = _physics_blocks(effective_config(config, cell_id)) if own else shared
+        own = effective_config(config, cell_id)  # the config itself where no override matches
+        st, sim = shared if own is config else _physics_blocks(own)
         nz = nz_for_thickness(cell.thickness, st["lattice_constant"])
         settings = {
             "cell": cell_id,

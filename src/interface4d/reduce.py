@@ -2,8 +2,8 @@
 
 :func:`reduce_cells` turns simulated cells ``results/sims/<cell>.h5`` into one reduced file
 (the workflow writes one per *block*, ``results/reduced/<block>.h5``: the step cells of one
-thickness, or its intermixed cells of every Ti fraction and seed) holding, for each cell, in the group
-named by its cell id,
+thickness, or its intermixed cells of every Ti fraction and seed) holding, for each cell, in
+the group named by its cell id,
 
 * ``lines`` float32 (ny, nx, k, k): for each scan column along y the sequence of patterns along
   x across the interface; each is one classification example (as in Oxley et al. 2020);

@@ -2,7 +2,6 @@
 # the library (no ASE, abTEM or TensorFlow): planning 14,000 cells must stay fast.
 import copy
 import functools
-import os
 import shlex
 import sys
 import tempfile
@@ -14,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from interface4d import headline  # noqa: E402
 from interface4d.config import validate_config  # noqa: E402
+from interface4d.fftplan import workflow_wisdom_dir  # noqa: E402
 from interface4d.grid import (  # noqa: E402
     CELL_PATTERN,
     EVAL_MODULES,
@@ -169,14 +169,7 @@ SYSTEM_TMPDIR = tempfile.gettempdir()
 # Where CPU simulations share their measured FFTW plans (interface4d.fftplan: the first cell
 # of a CPU type measures them, every other reuses them, so all compute the same bits, ~1.5x
 # faster than estimated plans on AMD EPYC). $INTERFACE4D_FFTW_WISDOM overrides; empty: none.
-FFTW_WISDOM = os.environ.get(
-    "INTERFACE4D_FFTW_WISDOM",
-    str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        / "interface4d"
-        / "fftw"
-    ),
-)
+FFTW_WISDOM = workflow_wisdom_dir()
 
 
 def sim_launcher():
