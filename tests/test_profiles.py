@@ -181,6 +181,25 @@ def test_gpu_campaigns_give_each_simulation_its_own_gpu(tmp_path):
         assert f"--device {device}" in command
 
 
+def test_simulate_command_passes_any_wisdom_folder_as_one_argument(tmp_path):
+    """The simulate job's --fftw-wisdom survives Snakemake's quoting: a folder with a space is
+    one argument, and INTERFACE4D_FFTW_WISDOM= (empty: estimated plans, README) gives an empty
+    value (Snakemake formats an empty field as nothing), not an error."""
+    from interface4d.cli import build_parser
+
+    wd = copy_workflow(tmp_path / "wd")
+    target = "results/sims/t100/step-d1.h5"
+    for folder in ("", str(tmp_path / "wisdom dir")):
+        e = dict(env(), INTERFACE4D_FFTW_WISDOM=folder)
+        cmd = [str(BIN / "snakemake"), "-n", "-p", "--cores", "1", target]
+        out = subprocess.run(cmd, cwd=wd, env=e, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        (line,) = [x for x in out.stdout.splitlines() if "interface4d simulate" in x]
+        argv = shlex.split(line.split("interface4d", 1)[1].split(" 2> ")[0])
+        args = build_parser().parse_args(argv)
+        assert args.fftw_wisdom == folder and args.output == target, argv
+
+
 # --------------------------------------------------------------------------- paper scale
 
 

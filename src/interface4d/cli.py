@@ -182,8 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--fftw-wisdom",
         metavar="DIR",
+        nargs="?",
+        const="",  # given empty (the workflow's INTERFACE4D_FFTW_WISDOM=): estimated plans
         help="share measured FFTW plans through this folder (CPU; default $INTERFACE4D_FFTW_WISDOM;"
-        " none: estimated plans)",
+        " none or empty: estimated plans)",
     )
     m.add_argument("-v", "--verbose", action="store_true")
     m.set_defaults(func=cmd_simulate)
