@@ -148,9 +148,10 @@ def test_structure_split_keeps_cells_whole_and_both_classes_on_both_sides(reduce
     _, manifest = gather(reduced.values(), tmp_path)
     sides = manifest.groupby("cell")["split"].nunique()
     assert (sides == 1).all(), sides
-    for kind in ("step", "diffusion"):
-        assert set(manifest.loc[manifest["kind"] == kind, "split"]) == {"train", "val"}
-    # the sides are the hash rule's, per cell
+    for (kind, thickness), grp in manifest.groupby(["kind", "thickness"]):
+        # every stratum of two cells holds one out
+        assert sorted(grp.groupby("cell")["split"].first()) == ["train", "val"], (kind, thickness)
+    # the sides are the rule's, per cell
     expected = assign_split(list(reduced), 0.2, 0)
     assert dict(zip(manifest["cell"], manifest["split"], strict=True)) == expected
 
@@ -164,29 +165,18 @@ def test_split_is_identical_on_rerun_and_whatever_the_input_order(reduced, tmp_p
             np.testing.assert_array_equal(a[name][()], b[name][()])
 
 
-def test_old_cells_keep_their_side_when_a_cell_is_added(reduced, tmp_path):
-    """Leave each cell out in turn and add it back: every other cell keeps its side, except
-    the documented one: a cell the fallback had moved (its class had no validation cell)
-    returns to its natural side when the added cell of its class takes that role."""
+def test_adding_a_cell_moves_at_most_one_cell_of_its_stratum(reduced, tmp_path):
+    """Leave each cell out in turn and add it back: cells of other strata (kind, thickness)
+    keep their side; in the added cell's stratum at most one old cell changes side."""
     _, full = gather(reduced.values(), tmp_path, "full")
     full_side = dict(zip(full["cell"], full["split"], strict=True))
-    natural = {c: "val" if split_hash(0, c) < 0.2 else "train" for c in reduced}
-    exceptions = 0
+    stratum = {c: (parse_cell(c).kind, parse_cell(c).thickness) for c in reduced}
     for left_out in reduced:
         _, sub = gather([p for c, p in reduced.items() if c != left_out], tmp_path, "sub")
         sub_side = dict(zip(sub["cell"], sub["split"], strict=True))
-        for cell, side in sub_side.items():
-            allowed = (
-                side != natural[cell]
-                and full_side[cell] == natural[cell]
-                and parse_cell(cell).kind == parse_cell(left_out).kind
-            )
-            if full_side[cell] != side:
-                assert allowed, (left_out, cell)
-                exceptions += 1
-    # this grid exercises the exception twice: leaving out t40/diffusion-ti0.5-s1 (the only
-    # natural validation cell) or t40/step-d7 (the step cell the fallback moves)
-    assert exceptions == 2
+        moved = [c for c, side in sub_side.items() if full_side[c] != side]
+        assert all(stratum[c] == stratum[left_out] for c in moved), (left_out, moved)
+        assert len(moved) <= 1, (left_out, moved)
 
 
 def test_random_split_differs_from_the_structure_split(reduced, tmp_path):
@@ -311,73 +301,72 @@ def test_mismatched_cells_are_refused_by_name(reduced, tiny_module_config, tmp_p
 # --------------------------------------------------------------------------- the split rule
 
 
-def _cells(n: int, kinds=("step", "diffusion")) -> list[str]:
-    out = []
-    for i in range(n):
-        kind = kinds[i % len(kinds)]
-        out.append(
-            f"t{40 + i}/step-d{1 + i % 5}" if kind == "step" else f"t40/diffusion-ti0.5-s{i}"
-        )
-    return out
+def _grid(n: int) -> list[str]:
+    """``n`` cells over 5 thicknesses, step and intermixed (strata of many cells)."""
+    return [
+        f"t{40 + 10 * (i % 5)}/step-d{i}" if i % 2 else f"t{40 + 10 * (i % 5)}/diffusion-ti0.5-s{i}"
+        for i in range(n)
+    ]
 
 
-def test_split_rule_fraction_determinism_and_seed():
-    cells = _cells(2000)
+def test_split_rule_holds_out_the_share_of_every_stratum():
+    cells = _grid(2000) + ["t300/step-d1"]  # and one stratum of a single cell
     split = assign_split(cells, 0.2, 7)
-    frac = sum(s == "val" for s in split.values()) / len(cells)
-    assert abs(frac - 0.2) < 4 * (0.2 * 0.8 / len(cells)) ** 0.5, frac
     assert assign_split(cells, 0.2, 7) == split
     assert assign_split(cells, 0.2, 8) != split
-    # a key's side depends on (seed, key) alone: the same in a subset that has natural val
-    # cells of both classes
-    subset = cells[:200]
-    sub = assign_split(subset, 0.2, 7)
-    assert all(sub[c] == split[c] for c in subset)
+    strata: dict[tuple, list[str]] = {}
+    for c in cells:
+        strata.setdefault((parse_cell(c).kind, parse_cell(c).thickness), []).append(c)
+    assert len(strata) == 11
+    for members in strata.values():
+        n = len(members)
+        if n == 1:
+            want = int(split_hash(7, members[0]) < 0.2)
+        else:
+            want = int(0.2 * n + 0.5)
+        assert sum(split[c] == "val" for c in members) == want
+        # the validation cells are the stratum's smallest hashes
+        ranked = sorted(members, key=lambda c: split_hash(7, c))
+        assert {c for c in members if split[c] == "val"} == set(ranked[:want])
     assert split_hash(7, cells[0]) == split_hash(7, cells[0]) != split_hash(8, cells[0])
     with pytest.raises(ValueError, match="val_fraction = 1.0"):
         assign_split(cells, 1.0, 0)
 
 
-def test_split_rule_moves_one_cell_when_a_class_has_an_empty_side():
+def test_split_rule_keeps_both_sides_of_small_strata():
     cells = ["t40/step-d3", "t40/step-d7", "t40/diffusion-ti0.5-s1", "t40/diffusion-ti0.5-s2"]
-    u = {c: split_hash(0, c) for c in cells}
-    low = min(u.values())
-    split = assign_split(cells, low / 2, 0)  # nothing is naturally on the validation side
-    for kind in ("step", "diffusion"):
-        members = [c for c in cells if kind in c]
-        assert sorted(split[c] for c in members) == ["train", "val"]
-        assert split[min(members, key=u.get)] == "val"
-    high = max(u.values())
-    split = assign_split(cells, (1 + high) / 2, 0)  # everything naturally validation
-    for kind in ("step", "diffusion"):
-        members = [c for c in cells if kind in c]
-        assert split[max(members, key=u.get)] == "train"
-        assert sorted(split[c] for c in members) == ["train", "val"]
-    # a class with one cell cannot be on both sides: left where its hash puts it
-    assert assign_split(["t40/step-d3"], 0.5, 0)["t40/step-d3"] == (
-        "val" if u["t40/step-d3"] < 0.5 else "train"
-    )
+    for fraction in (0.01, 0.5, 0.99):  # a quota of 0 or n is moved to 1 or n - 1
+        split = assign_split(cells, fraction, 0)
+        for kind in ("step", "diffusion"):
+            assert sorted(split[c] for c in cells if kind in c) == ["train", "val"]
+    # a stratum of one cell cannot be on both sides: left where its hash puts it
+    u = split_hash(0, "t40/step-d3")
+    assert assign_split(["t40/step-d3"], 0.5, 0)["t40/step-d3"] == ("val" if u < 0.5 else "train")
+    # 19 step depths of one thickness at 0.25: five held out (the demo's)
+    steps = [f"t100/step-d{d}" for d in range(1, 20)]
+    assert sum(v == "val" for v in assign_split(steps, 0.25, 0).values()) == 5
 
 
-def test_adding_cells_moves_no_old_cell_except_a_fallback_one():
+def test_adding_cells_moves_at_most_one_old_cell_per_stratum():
     rng = np.random.default_rng(1)
-    pool = _cells(300)
-    changed = 0
+    pool = _grid(300)
     for _ in range(200):
         n_old = int(rng.integers(2, 20))
         old = list(rng.choice(pool, size=n_old, replace=False))
         new = [c for c in pool if c not in old][: int(rng.integers(1, 10))]
         before = assign_split(old, 0.2, 3)
-        after = assign_split(old + new, 0.2, 3)
-        for cell in old:
-            if before[cell] != after[cell]:
-                natural = "val" if split_hash(3, cell) < 0.2 else "train"
-                kind = parse_cell(cell).kind
-                if sum(parse_cell(c).kind == kind for c in old) > 1:
-                    # a cell the fallback had moved returns to its natural side
-                    assert before[cell] != natural and after[cell] == natural, cell
-                else:
-                    # the class had this one cell: now it has two, the fallback may move it
-                    assert before[cell] == natural and after[cell] != natural, cell
-                changed += 1
-    assert changed > 0  # the random additions exercise the exceptions
+        after = assign_split(old + [new[0]], 0.2, 3)
+        moved = [c for c in old if before[c] != after[c]]
+        key = (parse_cell(new[0]).kind, parse_cell(new[0]).thickness)
+        assert len(moved) <= 1 and all(
+            (parse_cell(c).kind, parse_cell(c).thickness) == key for c in moved
+        ), moved
+
+
+def test_development_cells_come_from_training_cells_only_and_spare_singletons():
+    train = [f"t100/step-d{d}" for d in range(1, 15)] + ["t150/step-d3"]
+    dev = datasets.dev_cells(train, 0.2, 0)
+    assert dev <= set(train[:-1])  # the single 150 A cell stays in training
+    assert len(dev) == 3  # round(0.2 * 14)
+    assert datasets.dev_cells(train, 0.2, 0) == dev  # deterministic
+    assert datasets.dev_cells(train, 0.2, 1) != dev  # the training seed picks them

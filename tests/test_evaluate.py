@@ -128,9 +128,23 @@ def _manifest(h5_path, csv_path, kind_of, thickness=100.0):
 
 def _history(path, metric):
     path.write_text(
-        f"epoch,loss,{metric},val_loss,val_{metric}\n1,0.7,0.5,0.69,0.5\n2,0.6,0.6,0.65,0.55\n"
+        f"epoch,loss,{metric},dev_loss,dev_{metric}\n1,0.7,0.5,0.69,0.5\n2,0.6,0.6,0.65,0.55\n"
     )
     return path
+
+
+def _uids(cells, lines=None):
+    """Each example's id by hand: sha256 of 'cell#line' (line -1 without a line dataset)."""
+    import hashlib
+
+    lines = [-1] * len(cells) if lines is None else lines
+    return np.array(
+        [
+            int.from_bytes(hashlib.sha256(f"{c}#{int(ln)}".encode()).digest()[:8], "big") >> 1
+            for c, ln in zip(cells, lines, strict=True)
+        ],
+        dtype=np.int64,
+    )
 
 
 def _by_hand(model_path, data_path, dose="val"):
@@ -142,7 +156,8 @@ def _by_hand(model_path, data_path, dose="val"):
         split = f["split"][()]
         idx = np.flatnonzero(split == 1)
         x, y = f["x"][()][idx], f["y"][()][idx]
-    xv = augment_for_eval(x, idx, AUG, dose)
+        cells = f["cell"].asstr()[()][idx]
+    xv = augment_for_eval(x, _uids(cells), AUG, dose)
     return idx, y, model.predict(xv[..., None], verbose=0)
 
 
@@ -182,6 +197,20 @@ def test_classifier_evaluation_matches_a_hand_computation(tmp_path):
         votes.setdefault(c, (t, []))[1].append(p)
     hits = [(np.mean(ps) > 0.5) == t for t, ps in votes.values()]
     assert m["cell_accuracy"] == pytest.approx(np.mean(hits))
+    from interface4d.metrics import wilson_interval
+
+    assert m["accuracy_ci95"] == pytest.approx(
+        list(wilson_interval(int((pred == y).sum()), len(y)))
+    )
+    assert m["accuracy_n"] == len(idx) and m["cell_accuracy_n"] == len(votes)
+    # the baseline stands beside the network, on the same examples and draws
+    b = m["baseline"]
+    base_pred = res.predictions["y_pred_baseline"].to_numpy()
+    assert b["accuracy"] == pytest.approx((base_pred == y).mean())
+    assert m["comparison"]["accuracy"]["network_at_or_above_baseline"] == (
+        m["accuracy"] >= b["accuracy"]
+    )
+    assert b["training_cells"] > 0 and "pca_components" in b["hyperparameters"]
     saved = json.loads((tmp_path / "metrics/classifier.json").read_text())
     assert saved["accuracy"] == pytest.approx(m["accuracy"])
     assert saved["provenance"]["inputs"]["model"]["sha256"]
@@ -227,7 +256,11 @@ def test_regression_evaluation_and_transferability(tmp_path):
         (200.0, 200.0),
         (200.0, 100.0),
     }
-    assert len(res.dose) == 2 * 2  # 1e4 and noiseless per thickness
+    assert len(res.dose) == 2 * 2 * 2  # 1e4 and noiseless per thickness, network and baseline
+    for r in m["per_thickness"]:  # each beside its baseline, with a bootstrap interval
+        lo, hi = r["mae_ci95"]
+        assert lo <= r["mae"] <= hi and r["baseline_mae"] >= 0
+        assert r["network_at_or_below_baseline"] == (r["mae"] <= r["baseline_mae"])
     for name in ("predicted_vs_true", "error_vs_thickness", "transfer_error", "examples"):
         assert (tmp_path / f"figures/{name}.png").stat().st_size > 5000, name
 
@@ -257,12 +290,25 @@ def test_saliency_is_the_input_gradient(tmp_path):
 def test_summary_and_the_report_headline(tmp_path):
     cls = {
         "accuracy": 0.875,
+        "accuracy_ci95": [0.739, 0.945],
+        "accuracy_n": 40,
+        "balanced_accuracy": 0.87,
         "cell_accuracy": 0.9,
+        "cell_accuracy_ci95": [0.596, 0.982],
+        "cell_accuracy_n": 10,
+        "cell_accuracy_detectable": 1.0,
+        "cell_accuracy_detectable_ci95": [0.664, 1.0],
+        "cell_accuracy_detectable_n": 8,
+        "near_exit_cells": {"t100/step-d25": False, "t150/step-d37": True},
         "auc": 0.9,
         "ece": 0.05,
         "n_val_examples": 40,
         "n_val_cells": 10,
         "confusion_matrix": [[18, 2], [3, 17]],
+        "baseline": {"accuracy": 0.9, "cell_accuracy": 0.9, "cell_accuracy_detectable": 0.875},
+        "comparison": {
+            "accuracy": {"network": 0.875, "baseline": 0.9, "network_at_or_above_baseline": False}
+        },
         "dose": [
             {"dose": "1000", "dose_e_per_pattern": 1e3, "accuracy": 0.6},
             {"dose": NOISELESS, "dose_e_per_pattern": None, "accuracy": 0.9},
@@ -271,36 +317,116 @@ def test_summary_and_the_report_headline(tmp_path):
     reg = {
         "reference_thickness": 200.0,
         "per_thickness": [
-            {"thickness": 100.0, "mae": 0.05, "n_val": 4, "n_val_cells": 4},
-            {"thickness": 200.0, "mae": 0.125, "n_val": 3, "n_val_cells": 3},
+            {"thickness": 100.0, "mae": 0.05, "mae_ci95": [0.03, 0.08], "n_val": 4,
+             "n_val_cells": 4, "baseline_mae": 0.07, "network_at_or_below_baseline": True},
+            {"thickness": 200.0, "mae": 0.125, "n_val": 3, "n_val_cells": 3,
+             "baseline_mae": 0.1, "network_at_or_below_baseline": False},
         ],
         "transfer": {
             "curve": [
                 {"data_thickness": 100.0, "mae": 0.25, "n": 4},
                 {"data_thickness": 200.0, "mae": 0.125, "n": 3},
             ]
-        },  # fmt: skip
+        },
         "dose": [{"thickness": 100.0, "dose": "1000", "dose_e_per_pattern": 1e3, "mae": 0.2}],
-    }
+    }  # fmt: skip
     (tmp_path / "c.json").write_text(json.dumps(cls))
     (tmp_path / "r.json").write_text(json.dumps(reg))
+    preds = pd.DataFrame(
+        {
+            "cell": ["t100/step-d5"] * 2 + ["t100/step-d25"] * 2 + ["t100/diffusion-ti0.1-s1"] * 2,
+            "kind": ["step"] * 4 + ["diffusion"] * 2,
+            "thickness": [100.0] * 6,
+            "step_fraction": [0.2, 0.2, 25 / 26, 25 / 26, None, None],
+            "correct": [True, True, False, True, True, True],
+            "correct_baseline": [True, False, False, False, True, True],
+            "p_diffusion": [0.1, 0.2, 0.9, 0.3, 0.8, 0.9],
+            "p_diffusion_baseline": [0.1, 0.7, 0.9, 0.8, 0.8, 0.9],
+        }
+    )
+    preds.to_csv(tmp_path / "cp.csv", index=False)
+    pd.DataFrame(
+        {"model_thickness": [100.0, 100.0], "data_thickness": [100.0, 100.0],
+         "cell": ["t100/step-d5", "t100/step-d25"], "abs_error": [0.02, 0.3],
+         "abs_error_baseline": [0.04, 0.2]}
+    ).to_csv(tmp_path / "rp.csv", index=False)  # fmt: skip
     h = summarise(
         tmp_path / "c.json", tmp_path / "r.json", tmp_path / "m", tmp_path / "d.png", "x",
-        tmp_path / "head.png",
+        tmp_path / "head.png", tmp_path / "cp.csv", tmp_path / "rp.csv", tmp_path / "det.png",
     )  # fmt: skip
     assert (tmp_path / "head.png").stat().st_size > 10_000 and (tmp_path / "head.svg").exists()
     assert h["classification"]["accuracy"] == 0.875
+    assert h["classification"]["accuracy_ci95"] == [0.739, 0.945]
+    assert h["classification"]["baseline"]["accuracy"] == 0.9
     assert h["regression"]["mae_by_thickness"] == {"100": 0.05, "200": 0.125}
+    assert h["regression"]["baseline_mae_by_thickness"] == {"100": 0.07, "200": 0.1}
     assert h["regression"]["transfer_mae_by_thickness"]["100"] == 0.25
+    assert any("does not beat its linear baseline on accuracy" in v for v in h["verdict"])
+    assert any("worse than its ridge baseline at 200 Å" in v for v in h["verdict"])
     table = pd.read_csv(tmp_path / "m/headline.csv")
-    assert table["value"].tolist()[:4] == [0.875, 0.9, 0.05, 0.125]
+    assert table["value"].tolist()[:5] == [0.875, 0.9, 1.0, 0.05, 0.125]
+    assert table["n"].tolist()[:5] == [40, 10, 8, 4, 3]
+    assert table["baseline"].tolist()[:4] == [0.9, 0.9, 0.875, 0.07]
     dose = pd.read_csv(tmp_path / "m/dose_study.csv")
     assert len(dose) == 3 and (tmp_path / "d.png").exists() and (tmp_path / "d.svg").exists()
+    det = pd.read_csv(tmp_path / "m/detectability.csv")
+    assert det["cell"].tolist() == ["t100/step-d25", "t100/step-d5"]  # nearest the exit first
+    assert det["distance_from_exit_A"].tolist() == pytest.approx([100 / 26, 80.0])
+    assert det["line_accuracy"].tolist() == [0.5, 1.0]
+    assert det["line_accuracy_baseline"].tolist() == [0.0, 0.5]
+    assert det["cell_correct"].tolist() == [False, True]  # mean p_diffusion 0.6 vs 0.15
+    assert det["near_exit"].tolist() == [True, False]
+    assert det["position_abs_error"].tolist() == [0.3, 0.02]
+    assert (tmp_path / "det.png").stat().st_size > 10_000
     text = "\n".join(headline.lines(headline.load(tmp_path / "m/headline.json")))
-    assert "**0.875**" in text and "40 validation examples" in text and "10 cells" in text
-    assert "**0.900** of 10 cells" in text
-    assert "100 Å: **0.050**" in text and "the 200 Å model" in text and "100 Å: 0.250" in text
+    assert "**0.875** [0.739, 0.945] on 40 lines (linear baseline 0.900" in text
+    assert "**0.900** [0.596, 0.982] on 10 cells" in text
+    assert "**1.000** [0.664, 1.000] on 8 cells" in text and "1 of 2 right" in text
+    assert "100 Å: **0.050** [0.030, 0.080] on 4 cells (ridge baseline 0.070)" in text
+    assert "the 200 Å model" in text and "100 Å: 0.250" in text
+    assert "does not beat its linear baseline" in text
     assert "No headline numbers yet" in headline.lines(headline.load(tmp_path / "missing.json"))[0]
     # classification only (a campaign without step cells)
     h = summarise(tmp_path / "c.json", None, tmp_path / "m2", tmp_path / "d2.png")
     assert "regression" not in h
+
+
+def test_ridge_baseline_matches_the_closed_form(tmp_path):
+    """The step-position baseline on a small real case equals ridge regression by hand:
+    standardised transformed features, w = (X'X + alpha I)^-1 X'(y - mean y)."""
+    from interface4d import baseline
+    from interface4d.augment import augment_batch
+    from interface4d.inputs import transform
+    from interface4d.train import complete_training_config
+
+    data = write_dataset(tmp_path / "r.h5", n=20, nx=3, k=8, task="regress", seed=4)
+    cfg = complete_training_config({"dev_fraction": 0.25, "augment": AUG})
+    fitted = baseline.fit(data, "regress", cfg)
+    alpha = fitted.info["hyperparameters"]["alpha"]
+    assert fitted.info["dev_cells"] and fitted.info["training_cells"] == 15
+    with h5py.File(data) as f:
+        split, x, y = f["split"][()], f["x"][()], f["y"][()]
+        cells = f["cell"].asstr()[()]
+    tr, va = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
+    draws = [
+        augment_batch(
+            x[tr],
+            _uids(cells[tr]),
+            split="train",
+            seed=0,
+            epoch=e,
+            dose_range=AUG["dose"],
+            rotation_deg=2.0,
+        )  # fmt: skip
+        for e in range(baseline.REPLICAS["regress"])
+    ]
+    f_tr = transform(np.concatenate(draws), "sqrt").reshape(-1, 3 * 8 * 8).astype(np.float64)
+    y_tr = np.tile(y[tr], len(draws)).astype(np.float64)
+    mu, sd = f_tr.mean(axis=0), f_tr.std(axis=0)
+    sd[sd == 0] = 1.0
+    z = (f_tr - mu) / sd
+    w = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y_tr - y_tr.mean()))
+    xv = augment_for_eval(x[va], _uids(cells[va]), AUG, "val")
+    f_va = transform(xv, "sqrt").reshape(len(va), -1).astype(np.float64)
+    by_hand = ((f_va - mu) / sd) @ w + y_tr.mean()
+    np.testing.assert_allclose(fitted.predict(xv), by_hand, rtol=1e-4, atol=1e-5)

@@ -177,6 +177,115 @@ def test_grouped_accuracy_string_groups():
     assert g == {"diff": (0.0, 1), "step": (1.0, 1)}
 
 
+# --------------------------------------------------------------------------- balanced accuracy
+
+
+def test_balanced_accuracy_majority_predictor():
+    y_true = [0, 0, 0, 0, 1]
+    y_pred = [0, 0, 0, 0, 0]
+    # plain accuracy 4/5; recall class 0 = 4/4, class 1 = 0/1 -> (1 + 0) / 2
+    assert m.accuracy(y_true, y_pred) == pytest.approx(0.8)
+    assert m.balanced_accuracy(y_true, y_pred) == pytest.approx(0.5)
+
+
+def test_balanced_accuracy_perfect():
+    assert m.balanced_accuracy([0, 1, 1, 0, 1], [0, 1, 1, 0, 1]) == 1.0
+
+
+def test_balanced_accuracy_skips_absent_class():
+    # n_classes=3 but class 2 never occurs in y_true:
+    # recall 0 = 1/2 (one 0 predicted as 2), recall 1 = 2/2 -> (0.5 + 1) / 2
+    y_true = [0, 0, 1, 1]
+    y_pred = [0, 2, 1, 1]
+    assert m.balanced_accuracy(y_true, y_pred, n_classes=3) == pytest.approx(0.75)
+
+
+# --------------------------------------------------------------------------- Wilson interval
+
+
+def test_wilson_textbook_8_of_10():
+    # z = 1.959964, z^2 = 3.841459, p = 0.8, n = 10:
+    # denom  = 1 + z^2/n = 1.384146
+    # center = (0.8 + z^2/20) / denom = 0.992073 / 1.384146 = 0.716740
+    # half   = z * sqrt(0.8*0.2/10 + z^2/400) / denom
+    #        = 1.959964 * sqrt(0.016 + 0.009604) / 1.384146 = 0.226578
+    # -> (0.4902, 0.9433)
+    lo, hi = m.wilson_interval(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-4)
+    assert hi == pytest.approx(0.9433, abs=1e-4)
+
+
+def test_wilson_zero_successes():
+    # k = 0: center = half = (z^2/20) / denom = 0.192073 / 1.384146 = 0.138766
+    # -> lower exactly 0, upper 2 * 0.138766 = 0.2775
+    lo, hi = m.wilson_interval(0, 10)
+    assert lo == 0.0
+    assert hi == pytest.approx(0.2775, abs=1e-4)
+
+
+def test_wilson_all_successes_is_mirror_of_zero():
+    # by symmetry k = n gives (1 - 0.2775, 1) with upper exactly 1
+    lo, hi = m.wilson_interval(10, 10)
+    assert hi == 1.0
+    assert lo == pytest.approx(1 - 0.2775, abs=1e-4)
+
+
+def test_wilson_wider_at_higher_confidence():
+    lo95, hi95 = m.wilson_interval(8, 10, confidence=0.95)
+    lo99, hi99 = m.wilson_interval(8, 10, confidence=0.99)
+    assert lo99 < lo95 < 0.8 < hi95 < hi99
+
+
+# --------------------------------------------------------------------------- bootstrap interval
+
+
+def test_bootstrap_constant_values():
+    v = [0.3] * 6
+    assert m.bootstrap_interval(v, [0, 0, 1, 1, 2, 2]) == (0.3, 0.3)
+
+
+def test_bootstrap_single_group_is_mean():
+    v = [0.0, 1.0, 2.0, 5.0]
+    lo, hi = m.bootstrap_interval(v, ["cell"] * 4)
+    assert lo == hi == pytest.approx(2.0)
+
+
+def test_bootstrap_contains_mean_and_is_deterministic():
+    rng = np.random.default_rng(7)
+    v = rng.random(300)
+    g = np.repeat(np.arange(30), 10)
+    lo, hi = m.bootstrap_interval(v, g, seed=3)
+    assert lo < v.mean() < hi
+    assert m.bootstrap_interval(v, g, seed=3) == (lo, hi)
+
+
+def test_bootstrap_more_groups_narrower():
+    # 50 zeros and 50 ones. As two groups, drawing 2 groups gives pooled means
+    # 0 (p 1/4), 1/2 (p 1/2), 1 (p 1/4) -> the 95% interval is (0, 1).
+    # As 100 singleton groups the mean is Binomial(100, 1/2) / 100 with sd 0.05,
+    # so the interval is roughly 0.5 +/- 0.1.
+    v = np.r_[np.zeros(50), np.ones(50)]
+    two = np.r_[np.zeros(50, dtype=int), np.ones(50, dtype=int)]
+    lo2, hi2 = m.bootstrap_interval(v, two)
+    lo100, hi100 = m.bootstrap_interval(v, np.arange(100))
+    assert (lo2, hi2) == (0.0, 1.0)
+    assert 0.35 <= lo100 < 0.5 < hi100 <= 0.65
+    assert hi100 - lo100 < 0.5 * (hi2 - lo2)
+
+
+def test_bootstrap_resamples_whole_groups():
+    # group a = four 0s, group b = one 1. Drawing 2 groups with replacement:
+    # aa -> 0/8 = 0, ab/ba -> 1/5 = 0.2, bb -> 2/2 = 1, so every replicate mean
+    # and hence both bounds lie in {0, 0.2, 1}. Resampling the 5 values
+    # individually would give means k/5 with k ~ Binomial(5, 0.2), whose 97.5%
+    # quantile is 0.6 (P(k >= 3) = 0.058, P(k >= 4) = 0.007).
+    achievable = {0.0, 0.2, 1.0}
+    for seed in range(5):
+        lo, hi = m.bootstrap_interval([0, 0, 0, 0, 1], ["a", "a", "a", "a", "b"], seed=seed)
+        assert lo in achievable and hi in achievable
+        assert lo <= 0.2 <= hi
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -209,6 +318,20 @@ def test_grouped_accuracy_string_groups():
         lambda: m.grouped_accuracy([0, 1], [0, 1], [1]),
         lambda: m.grouped_accuracy([0, 1], [0], [1, 2]),
         lambda: m.grouped_accuracy([0, -1], [0, 1], [1, 2]),
+        lambda: m.balanced_accuracy([], []),
+        lambda: m.balanced_accuracy([0, 1], [0]),
+        lambda: m.balanced_accuracy([0, 2], [0, 1]),
+        lambda: m.wilson_interval(0, 0),
+        lambda: m.wilson_interval(-1, 10),
+        lambda: m.wilson_interval(11, 10),
+        lambda: m.wilson_interval(5, 10, confidence=0.0),
+        lambda: m.wilson_interval(5, 10, confidence=1.0),
+        lambda: m.bootstrap_interval([], []),
+        lambda: m.bootstrap_interval([0.1, 0.2], [0]),
+        lambda: m.bootstrap_interval([0.1, np.nan], [0, 1]),
+        lambda: m.bootstrap_interval([0.1, 0.2], [0, 1], statistic="median"),
+        lambda: m.bootstrap_interval([0.1, 0.2], [0, 1], n_boot=0),
+        lambda: m.bootstrap_interval([0.1, 0.2], [0, 1], confidence=1.5),
     ],
 )
 def test_errors(call):

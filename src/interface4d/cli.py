@@ -71,7 +71,10 @@ def cmd_structure(args) -> int:
 
 def cmd_simulate(args) -> int:
     from interface4d.fftplan import default_wisdom_dir
+    from interface4d.jitcache import import_abtem
     from interface4d.simulate import simulate_cell
+
+    import_abtem()  # abTEM's Numba kernels compiled once per machine, not once per cell
 
     _setup_logging(args.verbose)
     simulate_cell(

@@ -11,18 +11,17 @@ Two tasks (Oxley et al. 2020):
 * regress (:func:`gather_regress`): the step cells of one thickness; the example is the
   unit-cell average ``(nx, k, k)``, the target the step fraction ``depth / nz``.
 
-The split (:func:`assign_split`) is a pure function of ``(seed, key)``: ``u = sha256(f"{seed}:
-{key}")`` read as a number in [0, 1), and ``u < val_fraction`` puts the key on the validation
-side. The *structure* protocol splits cell ids (a cell's examples all land on one side); the
-*random* protocol (the paper's) splits example keys ``f"{cell}#{line}"``. Because a key's side
-depends only on itself, adding cells never moves an existing one, with one exception that
-keeps small grids usable: within each class (the cell kind), if no key falls on the validation
-side, the key with the smallest ``u`` is moved there; if none falls on the training side, the
-key with the largest ``u`` is moved there (classes with a single key are left alone). When
-keys are added, an old key changes side only if (a) the fallback had moved it: it returns to
-its natural side (an added key of its class landed on the empty side, or has a more extreme
-``u`` and is moved instead), or (b) it was the only key of its class: with a second key the
-fallback may now move it. Every other key keeps its side.
+The split (:func:`assign_split`) is a pure function of ``(seed, keys)``: each key gets
+``u = sha256(f"{seed}:{key}")`` read as a number in [0, 1); within each *stratum* (a cell's kind
+and thickness) the keys are ranked by ``u`` and the first ``round(val_fraction * n)`` of the
+stratum's ``n`` keys go to the validation side (at least one and at most ``n - 1`` when ``n >= 2``;
+a stratum of one key goes by ``u < val_fraction``). So every thickness holds out the same share of
+its step cells and of its intermixed cells, whatever the hashes. The *structure* protocol splits
+cell ids (a cell's examples all land on one side); the *random* protocol (the paper's) splits
+example keys ``f"{cell}#{line}"``. Adding a key to a stratum moves at most one old key of that
+stratum (the quota grows by at most one and the ranks shift by at most one); other strata are
+untouched. :func:`dev_cells` carves the *development* cells (model selection, early stopping)
+from the training cells by the same rule with another seed stream.
 
 Output file (``x``, ``y``, ``split``, ``cell``, ``line``, ``sources/*``, attrs) and manifest
 CSV layouts are documented in :func:`gather_classify`. :class:`H5Examples` reads batches of
@@ -68,7 +67,7 @@ MANIFEST_COLUMNS = (
 # --------------------------------------------------------------------------- the split
 
 
-def split_hash(seed: int, key: str) -> float:
+def split_hash(seed: int | str, key: str) -> float:
     """The key's position in [0, 1): the first 8 bytes of sha256(f"{seed}:{key}")."""
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
@@ -80,40 +79,69 @@ def example_key(cell: str, line: int) -> str:
 
 
 def _default_stratum(key: str) -> str:
-    """The class of a cell id or example key (its cell's kind); unparseable keys share one."""
+    """The stratum of a cell id or example key: its cell's kind and thickness (unparseable keys
+    share one)."""
     try:
-        return parse_cell(key.split("#", 1)[0]).kind
+        cell = parse_cell(key.split("#", 1)[0])
     except ValueError:
         return ""
+    return f"{cell.kind}@{cell.thickness:g}"
 
 
 def assign_split(
     keys: Iterable[str],
     val_fraction: float,
-    seed: int,
+    seed: int | str,
     strata: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """{key: 'train' | 'val'} by the rule in the module doc.
 
     ``keys`` are cell ids (structure protocol) or example keys ``cell#line`` (random protocol);
-    ``strata`` maps each key to its class (default: the kind of the key's cell).
+    ``strata`` maps each key to its stratum (default: the kind and thickness of its cell).
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"reduction.val_fraction = {val_fraction!r}: must lie in (0, 1)")
     keys = list(dict.fromkeys(keys))
     u = {k: split_hash(seed, k) for k in keys}
-    side = {k: "val" if u[k] < val_fraction else "train" for k in keys}
     groups: dict[str, list[str]] = {}
     for k in keys:
         groups.setdefault(strata[k] if strata is not None else _default_stratum(k), []).append(k)
+    side = dict.fromkeys(keys, "train")
     for members in groups.values():
-        if len(members) < 2:
-            continue
-        if not any(side[k] == "val" for k in members):
-            side[min(members, key=lambda k: (u[k], k))] = "val"
-        elif not any(side[k] == "train" for k in members):
-            side[max(members, key=lambda k: (u[k], k))] = "train"
+        n = len(members)
+        if n == 1:
+            quota = int(u[members[0]] < val_fraction)
+        else:
+            quota = min(max(int(math.floor(val_fraction * n + 0.5)), 1), n - 1)
+        for k in sorted(members, key=lambda k: (u[k], k))[:quota]:
+            side[k] = "val"
     return side
+
+
+def example_uid(cell: str, line: int) -> int:
+    """A stable 63-bit id of one example (its cell and line; -1 for a unit-cell average): what
+    the shuffle and the augmentation draws of training are keyed by, instead of the example's
+    row in a file (which moves when other cells are added or removed)."""
+    digest = hashlib.sha256(f"{cell}#{int(line)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+DEV_STREAM = "dev"
+
+
+def dev_cells(
+    cells: Sequence[str], fraction: float, seed: int, strata: Mapping[str, str] | None = None
+) -> set[str]:
+    """The development cells carved from training cells ``cells`` (the split rule with the
+    seed ``f"dev{seed}"``, per stratum; a stratum of one cell keeps it for training): what model
+    selection and early stopping look at, so that the validation cells are never seen before
+    the final evaluation."""
+    stratum = {c: strata[c] if strata is not None else _default_stratum(c) for c in cells}
+    sizes: dict[str, int] = {}
+    for s in stratum.values():
+        sizes[s] = sizes.get(s, 0) + 1
+    side = assign_split(cells, fraction, f"{DEV_STREAM}{int(seed)}", stratum)
+    return {c for c, s in side.items() if s == "val" and sizes[stratum[c]] > 1}
 
 
 # --------------------------------------------------------------------------- gathering
@@ -279,8 +307,8 @@ def _split_attrs(reduction: Mapping[str, Any], protocol: str) -> dict[str, Any]:
         "split": protocol,
         "split_seed": params["split_seed"],
         "val_fraction": params["val_fraction"],
-        "split_rule": "sha256(f'{seed}:{key}')[:8] / 2**64 < val_fraction; per class, an empty "
-        "side takes the key with the smallest (val) / largest (train) hash",
+        "split_rule": "per stratum (kind, thickness) of n keys ranked by sha256(f'{seed}:{key}'), "
+        "the first round(val_fraction * n) (1 <= k <= n - 1 when n >= 2) are validation",
     }
 
 
@@ -325,9 +353,8 @@ def gather_classify(
             keys.append(
                 (ci, line, c.cell if protocol == "structure" else example_key(c.cell, line))
             )
-    strata = {k: cells[ci].kind for ci, _, k in keys}
     params = _split_params(reduction)
-    side = assign_split(list(strata), params["val_fraction"], params["split_seed"], strata=strata)
+    side = assign_split([k for *_, k in keys], params["val_fraction"], params["split_seed"])
     examples = [(ci, line, side[key], float(CLASSES[cells[ci].kind])) for ci, line, key in keys]
     attrs = {**_split_attrs(reduction, protocol), "classes": CLASSES}
     _write_examples(Path(out_h5), "classify", cells, examples, np.int8, attrs)
@@ -410,6 +437,8 @@ class H5Examples:
             raise
         self._x = self._fh["x"]
         self._y = self._fh["y"]
+        self._cells: np.ndarray | None = None
+        self._uids: np.ndarray | None = None
         self.n_rows = int(codes.size)
         rows = np.arange(self.n_rows) if split == "all" else np.flatnonzero(codes == SPLITS[split])
         self.indices: np.ndarray = rows.astype(np.int64)
@@ -429,6 +458,27 @@ class H5Examples:
             raise IndexError(f"rows {idx.min()}..{idx.max()} outside 0..{self.n_rows - 1}")
         rows, inverse = np.unique(idx, return_inverse=True)  # h5py wants sorted unique rows
         return self._x[rows][inverse], self._y[rows][inverse]
+
+    @property
+    def cells(self) -> np.ndarray:
+        """The cell id of every row of the file (not only this split's), as str objects."""
+        if self._cells is None:
+            self._cells = np.asarray(self._fh["cell"].asstr()[()], dtype=object)
+        return self._cells
+
+    def uids(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
+        """:func:`example_uid` of rows ``idx`` (int64)."""
+        if self._uids is None:
+            lines = (
+                self._fh["line"][()].astype(np.int64)
+                if "line" in self._fh
+                else np.full(self.n_rows, -1, np.int64)
+            )
+            self._uids = np.array(
+                [example_uid(c, ln) for c, ln in zip(self.cells, lines, strict=True)],
+                dtype=np.int64,
+            )
+        return self._uids[np.asarray(idx, dtype=np.int64)]
 
     def shard(self, rank: int, size: int) -> np.ndarray:
         if not (size >= 1 and 0 <= rank < size):

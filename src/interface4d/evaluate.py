@@ -1,11 +1,14 @@
 """Evaluation of the trained networks (Oxley et al. 2020, Figs. 3-5) and the dose study.
 
 Everything is measured on the *validation* split of the gathered datasets, which the networks
-never trained on (with ``reduction.split: structure`` no cell has examples on both sides).
-Validation inputs are augmented exactly as during training's validation pass
-(:mod:`interface4d.augment`: per example ``val_rng(val_seed, index)`` draws a dose log-uniform in
-``training.augment.dose`` and a rotation), so :func:`evaluate_classifier`'s accuracy equals the
-last ``val_accuracy`` in the training history.
+never trained on and whose cells no training or model selection saw (with ``reduction.split:
+structure`` no cell has examples on both sides; training selects on development cells carved
+from its training cells). Validation inputs are augmented as training's development pass
+augments its cells (:mod:`interface4d.augment`: per example ``val_rng(val_seed, uid)`` draws a
+dose log-uniform in ``training.augment.dose`` and a rotation). Beside every network stands its
+linear baseline (:mod:`interface4d.baseline`), fitted on the same training cells and predicting
+the same validation inputs at every dose; every accuracy carries its 95 % Wilson interval and
+the number of lines or cells it rests on, every MAE a 95 % bootstrap interval over cells.
 
 Dose study: the same validation examples, the same rotation draw, but shot noise at a fixed dose
 (electrons per pattern) from ``evaluation.doses``, plus ``noiseless`` (rotation only).
@@ -18,8 +21,9 @@ Dose study: the same validation examples, the same rotation draw, but shot noise
   4e, 5d), the reference thickness's model on every thickness (transferability, Fig. 5a-c, 5e),
   dose curves. Writes ``regression.json``, ``regression_predictions.csv``,
   ``regression_dose.csv`` and the figures.
-* :func:`summarise` -- the headline numbers (``headline.json``, ``headline.csv``) and the dose
-  study (``dose_study.csv`` and its figure) from the two metric files; no TensorFlow.
+* :func:`summarise` -- the headline numbers (``headline.json``, ``headline.csv``), the dose
+  study (``dose_study.csv`` and its figure) and the detectability of steps against their depth
+  below the exit surface (``detectability.csv`` and its figure); no TensorFlow.
 
 TensorFlow/Keras are imported inside the functions that need them.
 """
@@ -31,7 +35,7 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +56,7 @@ NOISELESS = "noiseless"
 CLASS_NAMES = tuple(sorted(CLASSES, key=CLASSES.get))  # ("step", "diffusion")
 DEFAULT_DOSES = (1.0e2, 1.0e3, 1.0e4, 1.0e5, 1.0e6, 1.0e7)
 DEFAULT_REFERENCE = 200.0  # Angstrom, the paper's transferability model
+NEAR_EXIT = 0.9  # step fraction beyond which a step lies in the last 10 % of the thickness
 EVALUATION_DEFAULTS: dict[str, Any] = {
     "reference_thickness": None,
     "doses": list(DEFAULT_DOSES),
@@ -133,9 +138,9 @@ def augment_for_eval(
 
 def load_model(path: str | Path):
     """A trained network (``.keras``) for inference."""
-    import keras
+    from interface4d.model import load
 
-    return keras.models.load_model(str(path), compile=False)
+    return load(path)
 
 
 def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -153,34 +158,51 @@ def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     return out[:, 0] if out.shape[-1] == 1 else out
 
 
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
 def predict_split(
-    model,
+    predictors: Mapping[str, Predictor],
     dataset_h5: str | Path,
     augment_cfg: Mapping[str, Any],
     doses: Sequence[float | str | None],
     batch_size: int = 64,
     split: str = "val",
-) -> tuple[np.ndarray, np.ndarray, dict[Any, np.ndarray]]:
-    """Predict one split of a dataset at several doses, streaming (never the whole split in
-    memory). Returns (row indices, targets, {dose: outputs})."""
+) -> tuple[np.ndarray, np.ndarray, dict[str, dict[Any, np.ndarray]]]:
+    """Predict one split of a dataset at several doses with several predictors (the network and
+    its baseline see the very same inputs), streaming (never the whole split in memory).
+
+    ``predictors`` maps a name to a function of raw augmented examples (B, nx, k, k). Returns
+    (row indices, targets, {name: {dose: outputs}}). The augmentation draws are keyed by each
+    example's :func:`interface4d.datasets.example_uid`, as in training's development pass.
+    """
     from interface4d.datasets import H5Examples
 
     with H5Examples(dataset_h5, split) as data:
         idx = data.indices
         targets = []
-        outs: dict[Any, list[np.ndarray]] = {d: [] for d in doses}
+        outs: dict[str, dict[Any, list[np.ndarray]]] = {
+            n: {d: [] for d in doses} for n in predictors
+        }
         for i in range(0, len(idx), batch_size):
             rows = idx[i : i + batch_size]
             x, y = data.batch(rows)
+            uids = data.uids(rows)
             targets.append(y)
             for d in doses:
-                outs[d].append(predict(model, augment_for_eval(x, rows, augment_cfg, d), len(x)))
+                xa = augment_for_eval(x, uids, augment_cfg, d)
+                for name, fn in predictors.items():
+                    outs[name][d].append(np.asarray(fn(xa)))
     y_all = np.concatenate(targets) if targets else np.empty((0,))
     joined = {
-        d: (np.concatenate(v) if v else predict(model, np.empty((0, 1, 1, 1)), 1))
-        for d, v in outs.items()
+        n: {d: np.concatenate(v) if v else np.empty((0,)) for d, v in per.items()}
+        for n, per in outs.items()
     }
     return idx, y_all, joined
+
+
+def network_predictor(model, batch_size: int = 64) -> Predictor:
+    return lambda x: predict(model, x, batch_size)
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
@@ -278,6 +300,63 @@ class ClassifierResult:
     dose: pd.DataFrame
 
 
+def _class_scores(df: pd.DataFrame, p_diffusion: np.ndarray) -> dict[str, Any]:
+    """Accuracy per line and per cell with 95 % Wilson intervals and their counts, balanced
+    accuracy, AUC, and the cells whose step lies in the last 10 % of the thickness apart."""
+    y = df["y_true"].to_numpy(np.int64)
+    pred = (p_diffusion > 0.5).astype(np.int64)
+    hits = int((pred == y).sum())
+    cells = cell_votes(df.assign(p_diffusion=p_diffusion))
+    near = cells["near_exit"].to_numpy(bool)
+    ok = (cells["y_true"] == cells["y_pred"]).to_numpy()
+
+    def prop(k: int, n: int) -> dict[str, Any]:
+        if n == 0:
+            return {"value": None, "ci95": None, "n": 0}
+        return {"value": k / n, "ci95": list(metrics.wilson_interval(k, n)), "n": n}
+
+    return {
+        "accuracy": prop(hits, len(y)),
+        "balanced_accuracy": metrics.balanced_accuracy(y, pred),
+        "auc": _binary_safe_auc(y, p_diffusion),
+        "confusion_matrix": metrics.confusion_matrix(y, pred, 2),
+        "cell_accuracy": prop(int(ok.sum()), len(ok)),
+        "cell_balanced_accuracy": metrics.balanced_accuracy(
+            cells["y_true"].to_numpy(np.int64), cells["y_pred"].to_numpy(np.int64)
+        ),
+        "cell_accuracy_detectable": prop(int(ok[~near].sum()), int((~near).sum())),
+        "near_exit_cells": {
+            str(c): bool(v) for c, v in zip(cells["cell"][near], ok[near], strict=True)
+        },
+    }
+
+
+def _flat_scores(scores: Mapping[str, Any]) -> dict[str, Any]:
+    """The headline values of :func:`_class_scores` (value, interval, count side by side)."""
+    out: dict[str, Any] = {}
+    for key in ("accuracy", "cell_accuracy", "cell_accuracy_detectable"):
+        out[key] = scores[key]["value"]
+        out[f"{key}_ci95"] = scores[key]["ci95"]
+        out[f"{key}_n"] = scores[key]["n"]
+    for key in ("balanced_accuracy", "cell_balanced_accuracy", "auc"):
+        out[key] = scores[key]
+    return out
+
+
+def _comparison(net: Mapping[str, Any], base: Mapping[str, Any], keys, lower_is_better=False):
+    """{metric: {network, baseline, network_at_or_above_baseline}} (at or above: better or
+    equal; for errors, at or below)."""
+    out = {}
+    for k in keys:
+        a, b = net.get(k), base.get(k)
+        if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+            out[k] = {"network": a, "baseline": b, "network_at_or_above_baseline": None}
+            continue
+        good = a <= b + 1e-12 if lower_is_better else a >= b - 1e-12
+        out[k] = {"network": a, "baseline": b, "network_at_or_above_baseline": bool(good)}
+    return out
+
+
 def evaluate_classifier(
     model_path: str | Path,
     dataset_h5: str | Path,
@@ -288,26 +367,35 @@ def evaluate_classifier(
     metrics_dir: str | Path,
     figures_dir: str | Path,
 ) -> ClassifierResult:
-    """Evaluate the step-vs-intermixing classifier on the validation split (module doc).
+    """Evaluate the step-vs-intermixing classifier and its linear baseline on the validation
+    split (module doc).
 
     Writes ``metrics_dir/classifier.json``, ``classifier_predictions.csv``,
     ``classifier_dose.csv`` and ``figures_dir/{training,performance,accuracy_by_group,
     examples,saliency}.{png,svg}``.
     """
-    from interface4d import figures
+    from interface4d import baseline, figures
     from interface4d.train import complete_training_config, read_history_csv
 
     cfg = complete_evaluation_config(evaluation_cfg)
-    aug = complete_training_config(training_cfg)["augment"]
+    training = complete_training_config(training_cfg)
+    aug = training["augment"]
     metrics_dir, figures_dir = Path(metrics_dir), Path(figures_dir)
     model = load_model(model_path)
+    base = baseline.fit(dataset_h5, "classify", training)
+    log.info("classifier baseline: %s", base.info["hyperparameters"])
     doses: list[Any] = ["val", *cfg["doses"], NOISELESS]
-    idx, y, outs = predict_split(model, dataset_h5, aug, doses, cfg["batch_size"])
+    predictors = {"network": network_predictor(model, cfg["batch_size"]), "baseline": base.predict}
+    idx, y, outs = predict_split(predictors, dataset_h5, aug, doses, cfg["batch_size"])
     y = y.astype(np.int64)
+    n = len(y)
+    if n == 0:
+        raise ValueError(f"{dataset_h5}: the validation split is empty; nothing to evaluate")
     manifest = read_manifest(manifest_csv)
     meta = manifest.loc[idx]
-    prob = outs["val"]
-    pred = prob.argmax(axis=1) if len(prob) else np.empty((0,), np.int64)
+    prob = outs["network"]["val"]
+    prob_base = outs["baseline"]["val"]
+    pred = prob.argmax(axis=1)
     df = pd.DataFrame(
         {
             "index": idx,
@@ -319,18 +407,18 @@ def evaluate_classifier(
             "ti_fraction": meta["ti_fraction"].to_numpy(),
             "seed": meta["seed"].to_numpy(),
             "y_true": y,
-            "p_step": prob[:, CLASSES["step"]] if len(prob) else [],
-            "p_diffusion": prob[:, CLASSES["diffusion"]] if len(prob) else [],
+            "p_step": prob[:, CLASSES["step"]],
+            "p_diffusion": prob[:, CLASSES["diffusion"]],
             "y_pred": pred,
+            "p_diffusion_baseline": prob_base[:, CLASSES["diffusion"]],
+            "y_pred_baseline": prob_base.argmax(axis=1),
         }
     )
     df["predicted"] = [CLASS_NAMES[int(p)] for p in df["y_pred"]]
     df["correct"] = df["y_true"] == df["y_pred"]
-    df["confidence"] = prob.max(axis=1) if len(prob) else []
+    df["correct_baseline"] = df["y_true"] == df["y_pred_baseline"]
+    df["confidence"] = prob.max(axis=1)
 
-    n = len(df)
-    if n == 0:
-        raise ValueError(f"{dataset_h5}: the validation split is empty; nothing to evaluate")
     score = df["p_diffusion"].to_numpy()
     roc_fpr, roc_tpr, _ = (
         metrics.roc_curve(y, score) if len(np.unique(y)) == 2 else (np.array([]),) * 3
@@ -339,38 +427,57 @@ def evaluate_classifier(
     is_step = df["kind"].to_numpy() == "step"
     dose_rows = []
     for d in doses[1:]:
-        p = outs[d]
-        dose_rows.append(
-            {
-                "dose": dose_key(d),
-                "dose_e_per_pattern": float("inf") if d == NOISELESS else float(d),
-                "accuracy": metrics.accuracy(y, p.argmax(axis=1)),
-                "auc": _binary_safe_auc(y, p[:, CLASSES["diffusion"]]),
-                "n": n,
-            }
-        )
+        for name in predictors:
+            p = outs[name][d]
+            dose_rows.append(
+                {
+                    "model": name,
+                    "dose": dose_key(d),
+                    "dose_e_per_pattern": float("inf") if d == NOISELESS else float(d),
+                    "accuracy": metrics.accuracy(y, p.argmax(axis=1)),
+                    "balanced_accuracy": metrics.balanced_accuracy(y, p.argmax(axis=1)),
+                    "auc": _binary_safe_auc(y, p[:, CLASSES["diffusion"]]),
+                    "n": n,
+                }
+            )
     dose_df = pd.DataFrame(dose_rows)
-    cells = cell_votes(df)
+    net_scores = _class_scores(df, score)
+    base_scores = _class_scores(df, df["p_diffusion_baseline"].to_numpy())
+    net_flat, base_flat = _flat_scores(net_scores), _flat_scores(base_scores)
     history = read_history_csv(history_csv)
     result = {
         "task": "classify",
         "split": "val",
         "n_val_examples": n,
         "n_val_cells": int(df["cell"].nunique()),
-        "accuracy": metrics.accuracy(y, pred),
-        "cell_accuracy": metrics.accuracy(cells["y_true"], cells["y_pred"]),
+        **net_flat,
+        "near_exit_cells": net_scores["near_exit_cells"],
+        "near_exit_rule": f"step fraction > {NEAR_EXIT}: a step in the last 10 % of the "
+        "thickness, reported apart from cell_accuracy_detectable (never dropped)",
         "cell_accuracy_rule": "a held-out cell is classified by the mean of its lines' class "
         "probabilities (what interface4d predict does with the rows of a scan)",
-        "confusion_matrix": metrics.confusion_matrix(y, pred, 2),
+        "interval": "95 % Wilson score interval; n = lines or cells it rests on",
+        "confusion_matrix": net_scores["confusion_matrix"],
         "confusion_axes": {"rows": "true", "columns": "predicted", "classes": CLASS_NAMES},
-        "auc": _binary_safe_auc(y, score),
         "ece": rel["ece"],
         "reliability": rel,
         "roc": {"fpr": roc_fpr, "tpr": roc_tpr},
         "by_thickness": _grouped(df, "thickness", np.ones(n, bool)),
         "by_step_fraction": _grouped(df, "step_fraction", is_step),
         "by_ti_fraction": _grouped(df, "ti_fraction", ~is_step),
-        "dose": dose_rows,
+        "baseline": {
+            **base_flat,
+            "near_exit_cells": base_scores["near_exit_cells"],
+            "confusion_matrix": base_scores["confusion_matrix"],
+            **base.info,
+        },
+        "comparison": _comparison(
+            net_flat,
+            base_flat,
+            ("accuracy", "balanced_accuracy", "cell_accuracy", "cell_accuracy_detectable"),
+        ),
+        "dose": [r for r in dose_rows if r["model"] == "network"],
+        "dose_baseline": [r for r in dose_rows if r["model"] == "baseline"],
         "dose_protocol": "same validation examples and rotation draws; Poisson noise at the "
         "dose (electrons per pattern); noiseless = rotation only",
         "final_epoch": history[-1] if history else None,
@@ -389,8 +496,9 @@ def evaluate_classifier(
 
     with H5Examples(dataset_h5, "val") as data:
         x, _ = data.batch(picks)
+        uids = data.uids(picks)
         scan_x = data.attrs.get("scan_x_relative_A")
-    x_in = augment_for_eval(x, picks, aug, "val")
+    x_in = augment_for_eval(x, uids, aug, "val")
     ex = df.set_index("index").loc[picks]
     figures.classifier_examples(x_in, ex, figures_dir / "examples")
     sal = saliency(model, x_in)
@@ -412,6 +520,7 @@ def cell_votes(df: pd.DataFrame) -> pd.DataFrame:
             "y_true": g["y_true"].first(),
             "p_diffusion": g["p_diffusion"].mean(),
             "lines": g.size(),
+            "near_exit": g["step_fraction"].first().fillna(0).astype(float) > NEAR_EXIT,
         }
     )
     out["y_pred"] = (out["p_diffusion"] > 0.5).astype(np.int64)
@@ -460,7 +569,7 @@ def evaluate_regressors(
     predicted_vs_true, examples, error_vs_thickness, transfer_predicted_vs_true,
     transfer_error}.{png,svg}``.
     """
-    from interface4d import figures
+    from interface4d import baseline, figures
     from interface4d.datasets import H5Examples
     from interface4d.train import complete_training_config, read_history_csv
 
@@ -468,7 +577,8 @@ def evaluate_regressors(
     if not (len(models) == len(datasets) == len(manifests) == len(histories) == n) or n == 0:
         raise ValueError("need one model, dataset, manifest and history per thickness")
     cfg = complete_evaluation_config(evaluation_cfg)
-    aug = complete_training_config(training_cfg)["augment"]
+    training = complete_training_config(training_cfg)
+    aug = training["augment"]
     ts = [float(t) for t in thicknesses]
     ref = reference_thickness(cfg["reference_thickness"], ts)
     metrics_dir, figures_dir = Path(metrics_dir), Path(figures_dir)
@@ -481,29 +591,48 @@ def evaluate_regressors(
         model = load_model(model_path)
         if t == ref:
             ref_model = model
-        idx, y, outs = predict_split(model, data_path, aug, doses, cfg["batch_size"])
+        base = baseline.fit(data_path, "regress", training)
+        predictors = {
+            "network": network_predictor(model, cfg["batch_size"]),
+            "baseline": base.predict,
+        }
+        idx, y, outs = predict_split(predictors, data_path, aug, doses, cfg["batch_size"])
         man = read_manifest(man_path).loc[idx]
-        rows.append(_regression_rows(t, t, idx, y, outs["val"], man))
-        mae = metrics.mae(y, outs["val"]) if len(y) else float("nan")
-        per_thickness.append(
-            {
-                "thickness": t,
-                "mae": mae,
-                "rmse": float(np.sqrt(np.mean((y - outs["val"]) ** 2))) if len(y) else None,
-                "n_val": len(y),
-                "n_val_cells": int(man["cell"].nunique()),
-            }
+        rows.append(
+            _regression_rows(t, t, idx, y, outs["network"]["val"], man, outs["baseline"]["val"])
         )
-        for d in doses[1:]:
-            dose_rows.append(
-                {
-                    "thickness": t,
-                    "dose": dose_key(d),
-                    "dose_e_per_pattern": float("inf") if d == NOISELESS else float(d),
-                    "mae": metrics.mae(y, outs[d]) if len(y) else float("nan"),
-                    "n": len(y),
-                }
+        cells = man["cell"].to_numpy()
+        entry: dict[str, Any] = {
+            "thickness": t,
+            "n_val": len(y),
+            "n_val_cells": int(len(set(cells))),
+        }
+        for name, prefix in (("network", ""), ("baseline", "baseline_")):
+            err = np.abs(outs[name]["val"].astype(np.float64) - y.astype(np.float64))
+            entry[f"{prefix}mae"] = float(err.mean()) if len(y) else float("nan")
+            entry[f"{prefix}mae_ci95"] = (
+                list(metrics.bootstrap_interval(err, cells, seed=int(aug["val_seed"])))
+                if len(y)
+                else None
             )
+            entry[f"{prefix}rmse"] = float(np.sqrt(np.mean(err**2))) if len(y) else None
+        entry["network_at_or_below_baseline"] = (
+            bool(entry["mae"] <= entry["baseline_mae"] + 1e-12) if len(y) else None
+        )
+        entry["baseline_model"] = base.info
+        per_thickness.append(entry)
+        for d in doses[1:]:
+            for name in predictors:
+                dose_rows.append(
+                    {
+                        "model": name,
+                        "thickness": t,
+                        "dose": dose_key(d),
+                        "dose_e_per_pattern": float("inf") if d == NOISELESS else float(d),
+                        "mae": metrics.mae(y, outs[name][d]) if len(y) else float("nan"),
+                        "n": len(y),
+                    }
+                )
     assert ref_model is not None
     transfer: list[dict[str, Any]] = []
     for t, data_path, man_path in zip(ts, datasets, manifests, strict=True):
@@ -511,13 +640,19 @@ def evaluate_regressors(
             own = next(r for r in per_thickness if r["thickness"] == t)
             transfer.append({"data_thickness": t, "mae": own["mae"], "n": own["n_val"]})
             continue
-        idx, y, outs = predict_split(ref_model, data_path, aug, ["val"], cfg["batch_size"])
+        idx, y, outs = predict_split(
+            {"network": network_predictor(ref_model, cfg["batch_size"])},
+            data_path,
+            aug,
+            ["val"],
+            cfg["batch_size"],
+        )
         man = read_manifest(man_path).loc[idx]
-        rows.append(_regression_rows(ref, t, idx, y, outs["val"], man))
+        rows.append(_regression_rows(ref, t, idx, y, outs["network"]["val"], man))
         transfer.append(
             {
                 "data_thickness": t,
-                "mae": metrics.mae(y, outs["val"]) if len(y) else float("nan"),
+                "mae": metrics.mae(y, outs["network"]["val"]) if len(y) else float("nan"),
                 "n": len(y),
             }
         )
@@ -559,7 +694,8 @@ def evaluate_regressors(
     ref_path = datasets[ts.index(ref)]
     with H5Examples(ref_path, "val") as data:
         x, _ = data.batch(picks)
-    x_in = augment_for_eval(x, picks, aug, "val")
+        uids = data.uids(picks)
+    x_in = augment_for_eval(x, uids, aug, "val")
     figures.regression_examples(
         x_in, ref_rows.set_index("index").loc[picks], ref, figures_dir / "examples"
     )
@@ -572,22 +708,64 @@ def evaluate_regressors(
 
 
 def _regression_rows(
-    model_t: float, data_t: float, idx, y, pred, man: pd.DataFrame
+    model_t: float, data_t: float, idx, y, pred, man: pd.DataFrame, baseline=None
 ) -> pd.DataFrame:
-    return pd.DataFrame(
+    true = y.astype(np.float64)
+    out = pd.DataFrame(
         {
             "model_thickness": model_t,
             "data_thickness": data_t,
             "index": idx,
             "cell": man["cell"].to_numpy(),
-            "true": y.astype(np.float64),
+            "true": true,
             "predicted": pred.astype(np.float64),
-            "abs_error": np.abs(pred.astype(np.float64) - y.astype(np.float64)),
+            "abs_error": np.abs(pred.astype(np.float64) - true),
         }
     )
+    if baseline is not None:
+        out["predicted_baseline"] = baseline.astype(np.float64)
+        out["abs_error_baseline"] = np.abs(baseline.astype(np.float64) - true)
+    return out
 
 
 # --------------------------------------------------------------------------- summary
+
+
+def _ci(x: Sequence[float] | None) -> str:
+    return f"[{x[0]:.3f}, {x[1]:.3f}]" if x else "[n/a]"
+
+
+def detectability(
+    classifier_predictions: str | Path, regression_predictions: str | Path | None
+) -> pd.DataFrame:
+    """One row per held-out step cell: its thickness, step fraction and the step's distance from
+    the exit surface (Å), the classifier's accuracy over its lines and its cell vote, and the
+    step-position error of its thickness's model, each for the network and the baseline."""
+    cls = pd.read_csv(classifier_predictions)
+    steps = cls[cls["kind"] == "step"]
+    if steps.empty:
+        return pd.DataFrame()
+    g = steps.groupby("cell", sort=True)
+    out = pd.DataFrame(
+        {
+            "thickness": g["thickness"].first(),
+            "step_fraction": g["step_fraction"].first(),
+            "lines": g.size(),
+            "line_accuracy": g["correct"].mean(),
+            "cell_correct": g["p_diffusion"].mean() < 0.5,
+            "line_accuracy_baseline": g["correct_baseline"].mean(),
+            "cell_correct_baseline": g["p_diffusion_baseline"].mean() < 0.5,
+        }
+    ).reset_index()
+    out["distance_from_exit_A"] = out["thickness"] * (1.0 - out["step_fraction"])
+    out["near_exit"] = out["step_fraction"] > NEAR_EXIT
+    if regression_predictions is not None:
+        reg = pd.read_csv(regression_predictions)
+        own = reg[reg["model_thickness"] == reg["data_thickness"]].set_index("cell")
+        out["position_abs_error"] = out["cell"].map(own["abs_error"])
+        if "abs_error_baseline" in own:
+            out["position_abs_error_baseline"] = out["cell"].map(own["abs_error_baseline"])
+    return out.sort_values(["thickness", "distance_from_exit_A"]).reset_index(drop=True)
 
 
 def summarise(
@@ -597,46 +775,91 @@ def summarise(
     figure_path: str | Path,
     campaign: str = "",
     headline_figure: str | Path | None = None,
+    classifier_predictions: str | Path | None = None,
+    regression_predictions: str | Path | None = None,
+    detectability_figure: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Headline numbers and the dose study from the metric files (no TensorFlow).
+    """Headline numbers, the dose study and the detectability of steps (no TensorFlow).
 
-    Writes ``out_dir/headline.json``, ``out_dir/headline.csv`` (quantity, value, detail) and
-    ``out_dir/dose_study.csv`` (network, thickness, dose, accuracy or MAE), the dose-study
-    figure at ``figure_path`` (``.png`` + ``.svg``) and, if given, the headline figure
-    ``headline_figure`` (also both formats).
+    Writes ``out_dir/headline.json``, ``out_dir/headline.csv`` (quantity, value, 95 % interval,
+    n, baseline, detail), ``out_dir/dose_study.csv`` (model, network, thickness, dose, accuracy
+    or MAE), the dose-study figure at ``figure_path`` (``.png`` + ``.svg``) and, if given, the
+    headline figure ``headline_figure``; with ``classifier_predictions``,
+    ``out_dir/detectability.csv`` and its figure ``detectability_figure``.
     """
     from interface4d import figures
 
     out_dir = Path(out_dir)
     cls = json.loads(Path(classifier_json).read_text())
     reg = json.loads(Path(regression_json).read_text()) if regression_json else None
-    rows = [
-        {
-            "quantity": "classification accuracy (validation)",
-            "value": cls["accuracy"],
-            "detail": f"{cls['n_val_examples']} examples from {cls['n_val_cells']} held-out "
-            f"cells, split by structure; AUC {_num(cls['auc'])}, ECE {_num(cls['ece'])}",
-        },
-        {
-            "quantity": "classification accuracy per held-out cell (mean over its lines)",
-            "value": cls.get("cell_accuracy"),
-            "detail": f"{cls['n_val_cells']} cells",
-        },
-    ]
+    base = cls.get("baseline") or {}
+    rows = []
+    for key, what in (
+        ("accuracy", "classification accuracy per line (held-out cells)"),
+        ("cell_accuracy", "classification accuracy per held-out cell (mean over its lines)"),
+        (
+            "cell_accuracy_detectable",
+            f"classification accuracy per held-out cell, steps at fraction <= {NEAR_EXIT}",
+        ),
+    ):
+        rows.append(
+            {
+                "quantity": what,
+                "value": cls.get(key),
+                "ci95_low": (cls.get(f"{key}_ci95") or [None, None])[0],
+                "ci95_high": (cls.get(f"{key}_ci95") or [None, None])[1],
+                "n": cls.get(f"{key}_n"),
+                "unit": "lines" if key == "accuracy" else "cells",
+                "baseline": base.get(key),
+                "detail": f"split by structure; balanced accuracy {_num(cls.get('balanced_accuracy'))}"
+                f" (baseline {_num(base.get('balanced_accuracy'))}); AUC {_num(cls['auc'])}",
+            }
+        )
     headline: dict[str, Any] = {
         "campaign": campaign,
         "classification": {
-            "accuracy": cls["accuracy"],
-            "cell_accuracy": cls.get("cell_accuracy"),
-            "auc": cls["auc"],
-            "ece": cls["ece"],
-            "n_val_examples": cls["n_val_examples"],
-            "n_val_cells": cls["n_val_cells"],
-            "confusion_matrix": cls["confusion_matrix"],
+            **{
+                k: cls.get(k)
+                for k in (
+                    "accuracy",
+                    "accuracy_ci95",
+                    "accuracy_n",
+                    "balanced_accuracy",
+                    "cell_accuracy",
+                    "cell_accuracy_ci95",
+                    "cell_accuracy_n",
+                    "cell_balanced_accuracy",
+                    "cell_accuracy_detectable",
+                    "cell_accuracy_detectable_ci95",
+                    "cell_accuracy_detectable_n",
+                    "near_exit_cells",
+                    "auc",
+                    "ece",
+                    "n_val_examples",
+                    "n_val_cells",
+                    "confusion_matrix",
+                )
+            },
+            "baseline": {
+                k: base.get(k)
+                for k in (
+                    "accuracy",
+                    "accuracy_ci95",
+                    "balanced_accuracy",
+                    "cell_accuracy",
+                    "cell_accuracy_ci95",
+                    "cell_accuracy_detectable",
+                    "cell_accuracy_detectable_ci95",
+                    "auc",
+                    "model",
+                )
+            },
+            "comparison": cls.get("comparison"),
         },
     }
     dose_rows = [
         {
+            "model": r.get("model", "network"),
             "network": "classifier",
             "thickness": "all",
             "dose": r["dose"],
@@ -644,23 +867,39 @@ def summarise(
             "accuracy": r["accuracy"],
             "mae": None,
         }
-        for r in cls["dose"]
+        for r in cls["dose"] + cls.get("dose_baseline", [])
     ]
     if reg is not None:
+        per = reg["per_thickness"]
         headline["regression"] = {
             "reference_thickness": reg["reference_thickness"],
-            "mae_by_thickness": {_fmt(r["thickness"]): r["mae"] for r in reg["per_thickness"]},
-            "n_val_by_thickness": {_fmt(r["thickness"]): r["n_val"] for r in reg["per_thickness"]},
+            "mae_by_thickness": {_fmt(r["thickness"]): r["mae"] for r in per},
+            "mae_ci95_by_thickness": {_fmt(r["thickness"]): r.get("mae_ci95") for r in per},
+            "n_val_by_thickness": {_fmt(r["thickness"]): r["n_val"] for r in per},
+            "n_val_cells_by_thickness": {_fmt(r["thickness"]): r["n_val_cells"] for r in per},
+            "baseline_mae_by_thickness": {_fmt(r["thickness"]): r.get("baseline_mae") for r in per},
+            "baseline_mae_ci95_by_thickness": {
+                _fmt(r["thickness"]): r.get("baseline_mae_ci95") for r in per
+            },
+            "network_at_or_below_baseline": {
+                _fmt(r["thickness"]): r.get("network_at_or_below_baseline") for r in per
+            },
             "transfer_mae_by_thickness": {
                 _fmt(r["data_thickness"]): r["mae"] for r in reg["transfer"]["curve"]
             },
         }
-        for r in reg["per_thickness"]:
+        for r in per:
+            ci = r.get("mae_ci95") or [None, None]
             rows.append(
                 {
                     "quantity": f"step-fraction MAE, {_fmt(r['thickness'])} Å model",
                     "value": r["mae"],
-                    "detail": f"{r['n_val']} validation examples ({r['n_val_cells']} cells)",
+                    "ci95_low": ci[0],
+                    "ci95_high": ci[1],
+                    "n": r["n_val_cells"],
+                    "unit": "cells",
+                    "baseline": r.get("baseline_mae"),
+                    "detail": "95 % bootstrap interval over held-out cells",
                 }
             )
         for r in reg["transfer"]["curve"]:
@@ -669,11 +908,14 @@ def summarise(
                     "quantity": f"transfer MAE, {_fmt(reg['reference_thickness'])} Å model on "
                     f"{_fmt(r['data_thickness'])} Å",
                     "value": r["mae"],
-                    "detail": f"{r['n']} validation examples",
+                    "n": r["n"],
+                    "unit": "cells",
+                    "detail": "the reference thickness's model on another thickness",
                 }
             )
         dose_rows += [
             {
+                "model": r.get("model", "network"),
                 "network": "regressor",
                 "thickness": _fmt(r["thickness"]),
                 "dose": r["dose"],
@@ -683,6 +925,7 @@ def summarise(
             }
             for r in reg["dose"]
         ]
+    headline["verdict"] = verdict(headline)
     headline["sources"] = {
         "classifier": {"path": str(classifier_json), "sha256": file_sha256(classifier_json)},
         **(
@@ -692,29 +935,50 @@ def summarise(
         ),
     }
     headline["created"] = datetime.now(UTC).isoformat()
+    if classifier_predictions is not None:
+        det = detectability(classifier_predictions, regression_predictions)
+        _write_csv(out_dir / "detectability.csv", det)
+        if detectability_figure is not None:
+            figures.detectability(det, Path(detectability_figure))
     _write_json(out_dir / "headline.json", headline)
     _write_csv(out_dir / "headline.csv", pd.DataFrame(rows))
     dose_df = pd.DataFrame(dose_rows)
     _write_csv(out_dir / "dose_study.csv", dose_df)
-    figures.dose_study(dose_df, Path(figure_path))
+    figures.dose_study(dose_df[dose_df["model"] == "network"], Path(figure_path))
     if headline_figure is not None:
         figures.headline(headline, Path(headline_figure))
     return headline
 
 
+def verdict(headline: Mapping[str, Any]) -> list[str]:
+    """Plain sentences: where each network stands against its linear baseline."""
+    out = []
+    comp = (headline.get("classification") or {}).get("comparison") or {}
+    worse = [k for k, v in comp.items() if v.get("network_at_or_above_baseline") is False]
+    if comp:
+        out.append(
+            "The classifier does not beat its linear baseline on "
+            + ", ".join(k.replace("_", " ") for k in worse)
+            + ": it has not learned what its data holds."
+            if worse
+            else "The classifier is at or above its linear baseline on every reported accuracy."
+        )
+    reg = headline.get("regression") or {}
+    flags = reg.get("network_at_or_below_baseline") or {}
+    lose = [t for t, ok in flags.items() if ok is False]
+    if flags:
+        out.append(
+            "The step-position network is worse than its ridge baseline at "
+            + ", ".join(f"{t} Å" for t in lose)
+            + "."
+            if lose
+            else "Each step-position network's error is at or below its ridge baseline's."
+        )
+    return out
+
+
 def _num(x: Any) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3f}"
-
-
-def load_headline(path: str | Path) -> dict[str, Any] | None:
-    """The headline numbers for the report's top page, or None before they exist."""
-    p = Path(path)
-    if not p.is_file():
-        return None
-    try:
-        return json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 # --------------------------------------------------------------------------- CLI
@@ -750,6 +1014,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--figure", required=True, help="dose-study figure (.png, also .svg)")
     s.add_argument("--campaign", default="")
     s.add_argument("--headline-figure", help="headline figure (.png, also .svg)")
+    s.add_argument("--classifier-predictions", help="classifier_predictions.csv (detectability)")
+    s.add_argument("--regression-predictions", help="regression_predictions.csv (detectability)")
+    s.add_argument("--detectability-figure", help="detectability figure (.png, also .svg)")
     return p
 
 
@@ -765,6 +1032,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.figure,
                 args.campaign,
                 args.headline_figure,
+                args.classifier_predictions,
+                args.regression_predictions,
+                args.detectability_figure,
             )
             log.info("headline: %s", json.dumps(_jsonable(h)))
             return 0

@@ -67,8 +67,9 @@ def _confusion(ax, cm: np.ndarray):
 def training_curves(
     histories: Mapping[str, Sequence[Mapping[str, float]]], task: str, stem: str | Path
 ) -> Path:
-    """Loss and accuracy (classify) or MAE (regress) per epoch, training vs validation
-    (Fig. 3b). One column per network in ``histories``."""
+    """Loss and accuracy (classify) or MAE (regress) per epoch, training vs the development
+    cells that early stopping and model selection look at (Fig. 3b; the validation cells are
+    not seen in training). One column per network in ``histories``."""
     metric = "accuracy" if task == "classify" else "mae"
     names = list(histories) or ["(none)"]
     fig = Figure(figsize=(4.2 * min(len(names), 4), 5.6), layout="constrained")
@@ -82,21 +83,31 @@ def training_curves(
             continue
         ep = [h["epoch"] for h in hist]
         ax_l.plot(ep, [h["loss"] for h in hist], label="training")
-        ax_l.plot(ep, [h["val_loss"] for h in hist], label="validation")
+        ax_l.plot(ep, [h["dev_loss"] for h in hist], label="development")
         ax_l.set_ylabel("loss")
         title = name if task == "classify" else f"{name} Å model"
         ax_l.set_title(title, fontsize=9)
         ax_l.legend(fontsize=7)
         ax_m.plot(ep, [h[metric] for h in hist], label="training")
-        ax_m.plot(ep, [h[f"val_{metric}"] for h in hist], label="validation")
+        ax_m.plot(ep, [h[f"dev_{metric}"] for h in hist], label="development")
         ax_m.set_xlabel("epoch")
         ax_m.set_ylabel("accuracy" if metric == "accuracy" else "MAE (step fraction)")
         if metric == "accuracy":
             ax_m.set_ylim(0, 1.02)
             ax_m.axhline(0.95, color="0.6", ls=":", lw=0.8)
-        last = hist[-1][f"val_{metric}"]
-        ax_m.set_title(f"final validation {metric}: {last:.3f}", fontsize=8)
-    fig.suptitle("Training curves (validation augmented every epoch, as in training)", fontsize=10)
+        dev = [h["dev_loss"] for h in hist]
+        if any(math.isfinite(v) for v in dev):
+            best = int(np.nanargmin(dev))
+            for ax in (ax_l, ax_m):
+                ax.axvline(ep[best], color="r", ls=":", lw=0.8)
+            ax_m.set_title(
+                f"kept: epoch {ep[best]} (dev {metric} {hist[best][f'dev_{metric}']:.3f})",
+                fontsize=8,
+            )
+    fig.suptitle(
+        "Training curves (development cells carved from the training cells; dotted: kept epoch)",
+        fontsize=10,
+    )
     return save(fig, stem)
 
 
@@ -408,37 +419,114 @@ def dose_study(df: pd.DataFrame, stem: str | Path) -> Path:
 
 
 def headline(h: Mapping[str, Any], stem: str | Path) -> Path:
-    """The campaign's headline numbers at a glance: the classifier's confusion matrix and
-    accuracy, and the step-position error per thickness (own model and the reference model)."""
-    fig = Figure(figsize=(10.5, 3.8), layout="constrained")
-    ax_c, ax_r = fig.subplots(1, 2, width_ratios=[1.0, 1.5])
+    """The campaign's headline numbers at a glance: the classifier's accuracies (per line, per
+    cell, per cell without the near-exit steps) and the step-position error per thickness, each
+    with its 95 % interval and count, beside the linear baseline's."""
+    fig = Figure(figsize=(11.0, 4.0), layout="constrained")
+    ax_c, ax_r = fig.subplots(1, 2, width_ratios=[1.2, 1.3])
     c = h.get("classification") or {}
-    _confusion(ax_c, np.asarray(c.get("confusion_matrix") or [[0, 0], [0, 0]], dtype=float))
-    acc = c.get("accuracy")
-    ax_c.set_title(
-        f"classification: accuracy {acc:.3f}\n({c.get('n_val_examples')} validation examples, "
-        f"{c.get('n_val_cells')} held-out cells)"
-        if acc is not None
-        else "classification: n/a",
-        fontsize=9,
-    )
+    b = c.get("baseline") or {}
+    keys = [
+        ("accuracy", "per line"),
+        ("cell_accuracy", "per cell"),
+        ("cell_accuracy_detectable", "per cell,\nsteps <= 0.9"),
+    ]
+    xs = np.arange(len(keys))
+    for off, src, label, color in ((-0.17, c, "network", "C0"), (0.17, b, "baseline", "C7")):
+        vals = [src.get(k) for k, _ in keys]
+        if all(v is None for v in vals):
+            continue
+        v = np.array([np.nan if x is None else x for x in vals], float)
+        cis = [src.get(f"{k}_ci95") or [np.nan, np.nan] for k, _ in keys]
+        lo = v - np.array([ci[0] for ci in cis], float)
+        hi = np.array([ci[1] for ci in cis], float) - v
+        ax_c.bar(xs + off, v, width=0.32, color=color, label=label)
+        ax_c.errorbar(xs + off, v, yerr=[lo, hi], fmt="none", ecolor="k", capsize=3, lw=0.8)
+    for x, (k, _) in zip(xs, keys, strict=True):
+        n = c.get(f"{k}_n")
+        if n is not None:
+            ax_c.text(x, 0.03, f"n={n}", ha="center", fontsize=7, color="w")
+    ax_c.set_xticks(xs, [lab for _, lab in keys], fontsize=8)
+    ax_c.set_ylim(0, 1.05)
+    ax_c.axhline(0.95, color="0.5", ls=":", lw=0.8)
+    ax_c.set_ylabel("accuracy on held-out cells")
+    ax_c.legend(fontsize=7, loc="lower right")
+    ax_c.set_title("classification (bars: 95 % Wilson interval)", fontsize=9)
     r = h.get("regression") or {}
     if r:
         own = {float(t): m for t, m in r["mae_by_thickness"].items()}
-        tr = {float(t): m for t, m in r["transfer_mae_by_thickness"].items()}
         ts = sorted(own)
-        ax_r.plot(ts, [own[t] for t in ts], "o-", label="own-thickness model")
+        for off, key, label, color in (
+            (-1.5, "mae", "network", "C0"),
+            (1.5, "baseline_mae", "ridge baseline", "C7"),
+        ):
+            vals = r.get(f"{key}_by_thickness") or {}
+            cis = r.get(f"{key}_ci95_by_thickness") or {}
+            v = np.array([np.nan if vals.get(_t(t)) is None else vals[_t(t)] for t in ts])
+            if np.isnan(v).all():
+                continue
+            ci = [cis.get(_t(t)) or [np.nan, np.nan] for t in ts]
+            ax_r.errorbar(
+                np.array(ts) + off, v,
+                yerr=[v - np.array([a[0] for a in ci]), np.array([a[1] for a in ci]) - v],
+                fmt="o-", color=color, capsize=3, label=label,
+            )  # fmt: skip
+        tr = {float(t): m for t, m in r["transfer_mae_by_thickness"].items()}
         ts2 = sorted(tr)
         ref = r.get("reference_thickness")
-        ax_r.plot(ts2, [tr[t] for t in ts2], "s--", label=f"{_t(ref)} Å model (transfer)")
+        ax_r.plot(
+            ts2, [tr[t] for t in ts2], "s--", color="C1", label=f"{_t(ref)} Å model (transfer)"
+        )
+        ncells = r.get("n_val_cells_by_thickness") or {}
+        for t in ts:
+            ax_r.annotate(f"n={ncells.get(_t(t), '?')}", (t, own[t]), xytext=(0, 7),
+                          textcoords="offset points", ha="center", fontsize=7)  # fmt: skip
         if ref is not None:
             ax_r.axvline(float(ref), color="r", lw=0.8, ls=":")
+        ax_r.axhline(0.08, color="0.5", ls=":", lw=0.8)
         ax_r.set_xlabel("thickness (Å)")
         ax_r.set_ylabel("MAE (step fraction)")
         ax_r.set_ylim(bottom=0)
         ax_r.legend(fontsize=7)
-        ax_r.set_title("step position: validation error vs thickness", fontsize=9)
+        ax_r.set_title("step position: held-out error (95 % bootstrap over cells)", fontsize=9)
     else:
         _empty(ax_r, "no step-position models")
     fig.suptitle(f"Headline numbers, campaign {h.get('campaign') or ''}", fontsize=10)
+    return save(fig, stem)
+
+
+def detectability(df: pd.DataFrame, stem: str | Path) -> Path:
+    """Which buried steps are visible: for every held-out step cell, the classifier's accuracy
+    over its lines and the step-position error against the step's distance from the exit
+    surface (Å), one colour per thickness; open symbols: the linear baseline."""
+    fig = Figure(figsize=(10.5, 3.8), layout="constrained")
+    ax_a, ax_e = fig.subplots(1, 2)
+    if df is None or not len(df):
+        _empty(ax_a, "no held-out step cells")
+        _empty(ax_e, "no held-out step cells")
+        return save(fig, stem)
+    for i, (t, grp) in enumerate(df.groupby("thickness", sort=True)):
+        grp = grp.sort_values("distance_from_exit_A")
+        d = grp["distance_from_exit_A"]
+        ax_a.plot(d, grp["line_accuracy"], "o-", color=f"C{i}", label=f"{_t(t)} Å")
+        ax_a.plot(d, grp["line_accuracy_baseline"], "o", mfc="none", color=f"C{i}")
+        if "position_abs_error" in grp:
+            ax_e.plot(d, grp["position_abs_error"], "o-", color=f"C{i}", label=f"{_t(t)} Å")
+            if "position_abs_error_baseline" in grp:
+                ax_e.plot(d, grp["position_abs_error_baseline"], "o", mfc="none", color=f"C{i}")
+        near = grp[grp["near_exit"]]
+        if len(near):
+            ax_a.plot(near["distance_from_exit_A"], near["line_accuracy"], "x", color="r", ms=8)
+    ax_a.set_ylim(-0.02, 1.05)
+    ax_a.set_xlabel("step distance from the exit surface (Å)")
+    ax_a.set_ylabel("classifier accuracy over the cell's lines")
+    ax_a.legend(fontsize=7)
+    ax_a.set_title("step vs intermixing (red x: last 10 % of the thickness)", fontsize=9)
+    ax_e.set_xlabel("step distance from the exit surface (Å)")
+    ax_e.set_ylabel("|error| of the step fraction")
+    ax_e.set_ylim(bottom=0)
+    ax_e.set_title("step position (open: ridge baseline)", fontsize=9)
+    if ax_e.has_data():
+        ax_e.legend(fontsize=7)
+    fig.suptitle("Detectability of buried steps on held-out cells", fontsize=10)
     return save(fig, stem)

@@ -183,8 +183,17 @@ def report_duplicates(duplicates: Iterable[Duplicate]) -> None:
 
 REDUCE_MODULES = ("reduce.py", "h5io.py")
 GATHER_MODULES = ("datasets.py", "reduce.py", "h5io.py")
-TRAIN_MODULES = ("datasets.py", "model.py", "augment.py", "train.py")
-EVAL_MODULES = ("evaluate.py", "figures.py", "metrics.py", "augment.py", "datasets.py")
+TRAIN_MODULES = ("datasets.py", "model.py", "inputs.py", "augment.py", "train.py")
+EVAL_MODULES = (
+    "evaluate.py",
+    "baseline.py",
+    "inputs.py",
+    "figures.py",
+    "metrics.py",
+    "augment.py",
+    "datasets.py",
+    "headline.py",
+)
 
 
 def code_hash(

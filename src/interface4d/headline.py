@@ -3,7 +3,8 @@
 Pure Python (json only): ``workflow/rules/common.smk`` imports it while planning, so it must not
 pull NumPy, h5py or TensorFlow. The numbers come from ``<results>/metrics/headline.json``,
 written by ``interface4d evaluate summary`` (:func:`interface4d.evaluate.summarise`); before the
-evaluation has run there are none and the page says so.
+evaluation has run there are none and the page says so. Every number stands beside its 95 %
+interval, the count it rests on and the linear baseline's number on the same cells.
 """
 
 from __future__ import annotations
@@ -30,37 +31,62 @@ def _num(x: Any, digits: int = 3) -> str:
     return f"{float(x):.{digits}f}"
 
 
+def _ci(x: Any) -> str:
+    return f"[{_num(x[0])}, {_num(x[1])}]" if x else "[n/a]"
+
+
+def _acc(c: Mapping[str, Any], b: Mapping[str, Any], key: str, unit: str) -> str:
+    return (
+        f"**{_num(c.get(key))}** {_ci(c.get(f'{key}_ci95'))} on {c.get(f'{key}_n')} {unit} "
+        f"(linear baseline {_num(b.get(key))} {_ci(b.get(f'{key}_ci95'))})"
+    )
+
+
 def lines(headline: Mapping[str, Any] | None) -> list[str]:
     """One reStructuredText bullet text per headline number (no leading ``- ``)."""
     if not headline:
         return ["No headline numbers yet: they appear once the evaluation rules have run."]
     out = []
     c = headline.get("classification") or {}
+    b = c.get("baseline") or {}
     if c:
         out.append(
-            f"Step vs intermixing classification accuracy on held-out structures: "
-            f"**{_num(c.get('accuracy'))}** ({c.get('n_val_examples')} validation examples "
-            f"from {c.get('n_val_cells')} cells never trained on; ROC AUC {_num(c.get('auc'))}, "
-            f"calibration error {_num(c.get('ece'))}). The paper reports ~0.97 on a random "
-            "per-example split."
+            "Step vs intermixing on held-out structures (95 % Wilson intervals): per line "
+            + _acc(c, b, "accuracy", "lines")
+            + f"; balanced accuracy {_num(c.get('balanced_accuracy'))} "
+            f"(baseline {_num(b.get('balanced_accuracy'))}); ROC AUC {_num(c.get('auc'))}. "
+            "The paper reports ~0.97 on a random per-example split."
         )
         if c.get("cell_accuracy") is not None:
+            near = c.get("near_exit_cells") or {}
+            right = sum(bool(v) for v in near.values())
             out.append(
-                f"Per held-out structure (the mean over its lines, as `interface4d predict` "
-                f"treats the rows of a scan): **{_num(c.get('cell_accuracy'))}** of "
-                f"{c.get('n_val_cells')} cells."
+                "Per held-out structure (the mean over its lines, as `interface4d predict` "
+                "treats the rows of a scan): "
+                + _acc(c, b, "cell_accuracy", "cells")
+                + "; without the steps in the last 10 % of the thickness "
+                + _acc(c, b, "cell_accuracy_detectable", "cells")
+                + f"; those near-exit steps, reported apart: {right} of {len(near)} right."
             )
     r = headline.get("regression") or {}
     if r:
+        cis = r.get("mae_ci95_by_thickness") or {}
+        base = r.get("baseline_mae_by_thickness") or {}
+        cells = r.get("n_val_cells_by_thickness") or r.get("n_val_by_thickness") or {}
         per = ", ".join(
-            f"{t} Å: **{_num(m)}** (n={r.get('n_val_by_thickness', {}).get(t, '?')})"
+            f"{t} Å: **{_num(m)}** {_ci(cis.get(t))} on {cells.get(t, '?')} cells "
+            f"(ridge baseline {_num(base.get(t))})"
             for t, m in r.get("mae_by_thickness", {}).items()
         )
-        out.append(f"Step-position mean absolute error (fraction of the thickness): {per}.")
+        out.append(
+            "Step-position mean absolute error (fraction of the thickness, 95 % bootstrap "
+            f"intervals over held-out cells): {per}."
+        )
         ref = r.get("reference_thickness")
         tr = ", ".join(
             f"{t} Å: {_num(m)}" for t, m in r.get("transfer_mae_by_thickness", {}).items()
         )
         model = f"{float(ref):g} Å" if ref is not None else "reference"
         out.append(f"Transferability, the {model} model on every thickness (MAE): {tr}.")
+    out += list(headline.get("verdict") or [])
     return out

@@ -13,6 +13,7 @@ mismatches, and on labels outside the allowed range.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -20,12 +21,15 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "accuracy",
+    "balanced_accuracy",
+    "bootstrap_interval",
     "confusion_matrix",
     "grouped_accuracy",
     "mae",
     "reliability",
     "roc_auc",
     "roc_curve",
+    "wilson_interval",
 ]
 
 
@@ -84,6 +88,23 @@ def _as_finite_float(a: ArrayLike, name: str) -> NDArray[np.float64]:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
+
+
+def _check_confidence(confidence: float) -> float:
+    """Return ``confidence`` as a float in the open interval ``(0, 1)``, or raise ValueError."""
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float | np.number):
+        raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
+    c = float(confidence)
+    if not 0.0 < c < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    return c
+
+
+def _check_int(value: Any, name: str) -> int:
+    """Return ``value`` as a Python int (bools rejected), or raise ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return int(value)
 
 
 def _binary_inputs(
@@ -167,6 +188,67 @@ def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int = 2) -
     p = _as_labels(y_pred, "y_pred", n)
     _check_same_length(t, p, "y_true", "y_pred")
     return np.bincount(n * t + p, minlength=n * n).reshape(n, n).astype(np.int64)
+
+
+def balanced_accuracy(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int = 2) -> float:
+    """Mean per-class recall over the classes present in ``y_true``.
+
+    Classes that never occur in ``y_true`` have undefined recall and are
+    skipped (as in scikit-learn's ``balanced_accuracy_score``); predictions of
+    such a class still count as errors for the true class of that sample.
+
+    Args:
+        y_true: 1-D integer class labels in ``[0, n_classes)``.
+        y_pred: 1-D integer predicted labels in ``[0, n_classes)``, same length.
+        n_classes: number of classes (2 for step vs diffusion).
+
+    Returns:
+        Balanced accuracy in ``[0, 1]``; equals :func:`accuracy` when all
+        present classes have the same number of samples.
+    """
+    cm = confusion_matrix(y_true, y_pred, n_classes)
+    support = cm.sum(axis=1)
+    present = support > 0
+    recall = np.diag(cm)[present] / support[present]
+    return float(np.mean(recall))
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion ``k / n``.
+
+    With ``p = k / n`` and ``z`` the standard normal quantile of
+    ``(1 + confidence) / 2``, the interval is
+
+    ``(p + z^2 / (2n) -/+ z * sqrt(p (1 - p) / n + z^2 / (4 n^2))) / (1 + z^2 / n)``.
+
+    Unlike the normal (Wald) interval it stays inside ``[0, 1]`` and is not
+    degenerate at ``k = 0`` or ``k = n``.
+
+    Args:
+        k: number of successes (e.g. correct predictions), ``0 <= k <= n``.
+        n: number of trials, ``n >= 1``.
+        confidence: coverage level in ``(0, 1)``.
+
+    Returns:
+        ``(lower, upper)`` clipped to ``[0, 1]``; ``lower`` is exactly 0 for
+        ``k = 0`` and ``upper`` exactly 1 for ``k = n``.
+    """
+    k = _check_int(k, "k")
+    n = _check_int(n, "n")
+    c = _check_confidence(confidence)
+    if n <= 0:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if k < 0 or k > n:
+        raise ValueError(f"k must lie in [0, n] = [0, {n}], got {k}")
+    z = NormalDist().inv_cdf((1.0 + c) / 2.0)
+    p = k / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2 * n)) / denom
+    half = z * np.sqrt(p * (1.0 - p) / n + z2 / (4 * n * n)) / denom
+    lower = 0.0 if k == 0 else min(max(center - half, 0.0), 1.0)
+    upper = 1.0 if k == n else min(max(center + half, 0.0), 1.0)
+    return float(lower), float(upper)
 
 
 def roc_curve(
@@ -350,3 +432,79 @@ def grouped_accuracy(
         py_key = key.item() if isinstance(key, np.generic) else key
         out[py_key] = (float(hits[k] / counts[k]), int(counts[k]))
     return out
+
+
+def bootstrap_interval(
+    values: ArrayLike,
+    groups: ArrayLike | Sequence[Hashable],
+    statistic: str = "mean",
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval that resamples whole groups (e.g. cells).
+
+    Samples within a group are usually correlated (several patterns from one
+    simulated cell), so resampling individual values would understate the
+    uncertainty. Each replicate instead draws ``G`` (= number of distinct
+    groups) groups with replacement and pools all values of the drawn groups,
+    i.e. the replicate mean is ``sum of drawn group sums / sum of drawn group
+    sizes`` (a group drawn twice counts twice).
+
+    The bounds are order statistics of the replicate means: the lower bound is
+    the ``(1 - confidence) / 2`` quantile rounded down, the upper bound the
+    ``(1 + confidence) / 2`` quantile rounded up (NumPy ``method="lower"`` /
+    ``"higher"``), so both are achievable replicate values.
+
+    Args:
+        values: 1-D finite per-sample values (absolute errors, 0/1 correctness, ...).
+        groups: 1-D group key per sample (numbers or strings), same length.
+        statistic: only ``"mean"`` is supported.
+        n_boot: number of bootstrap replicates, ``>= 1``.
+        confidence: coverage level in ``(0, 1)``.
+        seed: seed for :func:`numpy.random.default_rng`; the result is
+            deterministic for a given seed.
+
+    Returns:
+        ``(lower, upper)``. With a single group, or when all values are equal,
+        both bounds equal the sample mean.
+    """
+    if statistic != "mean":
+        raise ValueError(f"unsupported statistic {statistic!r}; only 'mean' is supported")
+    n_boot = _check_int(n_boot, "n_boot")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    c = _check_confidence(confidence)
+    seed = _check_int(seed, "seed")
+    v = _as_finite_float(values, "values")
+    if v.ndim != 1:
+        raise ValueError(f"values must be 1-D, got shape {v.shape}")
+    g = _as_1d(groups, "groups")
+    _check_same_length(v, g, "values", "groups")
+    if g.dtype.kind == "f" and np.any(np.isnan(g)):
+        raise ValueError("groups contains NaN")
+
+    keys, inverse = np.unique(g, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    n_groups = len(keys)
+    if np.all(v == v[0]):
+        return float(v[0]), float(v[0])
+    if n_groups == 1:
+        mean = float(np.mean(v))
+        return mean, mean
+
+    group_sum = np.bincount(inverse, weights=v, minlength=n_groups)
+    group_count = np.bincount(inverse, minlength=n_groups).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    stats = np.empty(n_boot)
+    # replicates are processed in chunks so the (chunk, n_groups) index array stays small
+    chunk = max(1, min(n_boot, 2_000_000 // n_groups))
+    for start in range(0, n_boot, chunk):
+        stop = min(start + chunk, n_boot)
+        idx = rng.integers(0, n_groups, size=(stop - start, n_groups))
+        stats[start:stop] = group_sum[idx].sum(axis=1) / group_count[idx].sum(axis=1)
+
+    alpha = 1.0 - c
+    lower = float(np.quantile(stats, alpha / 2, method="lower"))
+    upper = float(np.quantile(stats, 1.0 - alpha / 2, method="higher"))
+    return lower, upper

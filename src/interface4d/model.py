@@ -6,23 +6,57 @@ between them), each followed by Dropout, then one average-pooling layer, two Den
 and the head: Dense(2, softmax) to classify step (0) vs intermixing (1), or Dense(1, linear) to
 regress the step depth fraction.
 
-Input standardisation (part of the saved model, no trainable weights): with ``input_mean`` (the
-mean training stack, (nx, k, k)) and ``input_std`` (one scalar), a ``Normalization`` layer feeds
-``(x - input_mean) / input_std`` to the first convolution. The patterns are normalised to the
-probe intensity, so the mean stack is a large common offset of every example; without removing it
-plain SGD trains erratically (measured on separable synthetic data: validation accuracy swinging
-between chance and 100 % from epoch to epoch, several seeds stuck at chance; with it, smooth
-convergence at the default learning rate 0.04). Without statistics the fallback is a fixed
-``Rescaling(k * k)`` (mean pixel ~1).
+Input representation (part of the saved model, no trainable weights): an
+:class:`InputTransform` layer applies :func:`interface4d.inputs.transform` (``sqrt`` by default,
+``log`` or ``linear``) to the raw intensities, then a ``Normalization`` layer feeds
+``(t - mean) / std`` to the first convolution, with the per-voxel mean and std (nx, k, k) of the
+transformed training examples. The raw patterns are normalised to the probe intensity, so their
+mean stack is a large common offset of every example and their dynamic range is four orders of
+magnitude: without the transform and the standardisation SGD trains erratically (see
+``benchmarks/RESULTS.md``). Without statistics the fallback is a fixed ``Rescaling(k * k)``
+(mean pixel ~1).
 
-This module imports Keras (TensorFlow); ``interface4d.train`` is its only user in the package.
+This module imports Keras (TensorFlow) when it is imported: training, evaluation and predict
+import it, nothing in the simulation or the workflow does. :func:`load` reads a saved network.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+
+from interface4d.inputs import LOG_FLOOR, TRANSFORMS
 
 TASKS = ("classify", "regress")
+
+
+@keras.saving.register_keras_serializable(package="interface4d")
+class InputTransform(keras.layers.Layer):
+    """:func:`interface4d.inputs.transform` as a layer (no weights)."""
+
+    def __init__(self, kind: str = "sqrt", **kwargs):
+        super().__init__(**kwargs)
+        if kind not in TRANSFORMS:
+            raise ValueError(f"input transform must be one of {TRANSFORMS}, not {kind!r}")
+        self.kind = kind
+
+    def call(self, x):
+        ops = keras.ops
+        if self.kind == "sqrt":
+            return ops.sqrt(ops.maximum(x, 0.0))
+        if self.kind == "log":
+            return ops.log(ops.maximum(x, 0.0) + LOG_FLOOR)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind}
+
+
+def load(path: str | Path):
+    """A saved network (``.keras``) for inference."""
+    return keras.saving.load_model(str(path), compile=False)
 
 
 def build_model(
@@ -35,16 +69,18 @@ def build_model(
     *,
     pool_size: Sequence[int] | None = (2, 4, 4),
     input_mean=None,
-    input_std: float | None = None,
+    input_std=None,
+    input_transform: str = "linear",
 ):
     """Build (not compile) the 3D CNN.
 
     ``input_shape`` is ``(nx, k, k)`` or ``(nx, k, k, 1)``. ``pool_size``: the single average
     pooling layer, ``AveragePooling3D(pool_size, padding='same')`` followed by ``Flatten`` (keeps
     where along the scan line a feature sits); ``None`` uses ``GlobalAveragePooling3D`` instead.
-    ``input_mean`` (nx, k, k) and ``input_std`` (scalar): input standardisation (module doc).
+    ``input_transform``: the per-pixel transform (module doc); ``input_mean`` and ``input_std``
+    (per voxel (nx, k, k), or the std as one scalar) standardise the transformed input.
     """
-    import keras
+    import numpy as np
 
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
@@ -60,17 +96,20 @@ def build_model(
 
     inputs = keras.Input(shape=shape, name="cbed_stack")
     h = inputs
+    if input_transform != "linear":
+        h = InputTransform(input_transform, name="input_transform")(h)
     if input_mean is not None:
-        import numpy as np
-
         mean = np.asarray(input_mean, dtype=np.float32).reshape(shape[:3])
-        std = float(input_std) if input_std is not None else float(mean.std())
-        if not std > 0:
-            raise ValueError(f"input_std must be > 0, not {std}")
+        std = np.broadcast_to(
+            np.asarray(input_std if input_std is not None else mean.std(), np.float32),
+            shape[:3],
+        )
+        if not np.all(std > 0):
+            raise ValueError("input_std must be > 0")
         h = keras.layers.Normalization(
             axis=(1, 2, 3),
             mean=mean,
-            variance=np.full(shape[:3], std**2, dtype=np.float32),
+            variance=np.square(std),
             name="standardise",
         )(h)
     else:

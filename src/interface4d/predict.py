@@ -912,9 +912,9 @@ def verify_model(card: ModelCard, rel: str, path: Path) -> None:
 
 
 def _load_model(path: Path):
-    import keras
+    from interface4d.model import load
 
-    return keras.saving.load_model(path, compile=False)
+    return load(path)
 
 
 def output_and_gradient(model, x: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,27 +8,39 @@ average gradients; horovod#4290 and the project's stack notes).
 
 Semantics
 ---------
-* ``batch_size`` is per rank; the learning rate is ``learning_rate * ranks`` (linear scaling,
-  SGD with the configured momentum).
-* Each epoch the training indices are permuted with ``default_rng([seed, 2, epoch])``, truncated
-  to a multiple of the number of ranks, and rank ``r`` takes ``perm[r::ranks]``: every rank runs
-  the same number of steps with the same batch sizes, so the average of the ranks' mean gradients
-  is the mean gradient over the union of their batches.
-* Validation: rank ``r`` evaluates ``val[r::ranks]``; sums are allreduced, so the metrics are
-  exact over the whole validation split whatever the number of ranks.
-* Augmentation (Poisson noise + rotation, :mod:`interface4d.augment`) on training and validation
-  examples every epoch; validation draws from the fixed ``augment.val_seed``.
+* Development cells: ``training.dev_fraction`` of the training cells (per thickness and kind,
+  :func:`interface4d.datasets.dev_cells`) are held out of the gradient steps; every epoch ends
+  with their loss and metric, early stopping (``patience``) and model selection (the saved
+  network is the epoch with the best development loss) look at them alone. The validation rows
+  of the dataset are never read here: changing them changes no trained weight.
+* ``batch_size`` is the *global* batch, split evenly over the ranks, and the learning rate is
+  for it: the same config takes the same steps on any number of ranks (Adam by default, or SGD
+  with momentum, the paper's recipe).
+* Examples are identified by :func:`interface4d.datasets.example_uid` (their cell and line),
+  not by their row in the file: the shuffle and the augmentation draws of a training example do
+  not depend on which other cells the file holds.
+* Each epoch the training examples are permuted with ``default_rng([seed, 2, epoch])``,
+  truncated to a multiple of the number of ranks, and rank ``r`` takes ``perm[r::ranks]``: every
+  rank runs the same number of steps with the same batch sizes, so the average of the ranks' mean
+  gradients is the mean gradient over the union of their batches (the single-rank batch).
+* Classifier loss: cross-entropy, each class weighted by ``n / (2 n_class)`` over the training
+  examples with ``class_balance: weights`` (balanced classes whatever the grid).
+* Input: the transform of :mod:`interface4d.inputs` and the per-voxel statistics of the
+  transformed, augmented training examples are built into the model (:mod:`interface4d.model`).
+* Augmentation (Poisson noise + rotation, :mod:`interface4d.augment`) on training examples
+  every epoch; development examples draw from the fixed ``augment.val_seed``.
 * Dropout seeds are reset at the start of every epoch from (seed, epoch, rank), so a resumed run
   replays the same masks as an uninterrupted one.
-* A checkpoint (``ckpt-epochNNNN.npz``: weights, optimizer state, epoch, history, fingerprint) is
-  written atomically by rank 0 after every epoch; a start resumes from the latest one whose
-  fingerprint (task, model, optimiser except ``epochs``, seeds, augmentation, ranks, dataset
-  sha256) matches and whose epoch is <= ``epochs``; rank 0 loads it and broadcasts. Other
-  checkpoints are deleted.
+* A checkpoint (``ckpt-epochNNNN.npz``: weights, optimizer state, the best epoch's weights,
+  epoch, history, fingerprint) is written atomically by rank 0 after every epoch; a start
+  resumes from the latest one whose fingerprint (task, model, optimiser except ``epochs``,
+  seeds, input, development share, class balance, augmentation, ranks, dataset sha256) matches
+  and whose epoch is <= ``epochs``; rank 0 loads it and broadcasts. Other checkpoints are
+  deleted.
 * Only rank 0 writes files (besides the test-only per-rank digests).
 
-Outputs: the Keras model (``.keras``), the history CSV (``epoch, loss, accuracy|mae, val_loss,
-val_accuracy|val_mae``) and a provenance JSON.
+Outputs: the Keras model (``.keras``, the best development epoch), the history CSV (``epoch,
+loss, accuracy|mae, dev_loss, dev_accuracy|dev_mae``) and a provenance JSON.
 """
 
 from __future__ import annotations
@@ -102,29 +114,49 @@ def complete_training_config(training_cfg: Mapping[str, Any] | None) -> dict[str
 
 
 class _Data:
-    """The training and validation splits of one dataset (:class:`interface4d.datasets.H5Examples`,
-    batches read on demand by sorted row numbers, never the whole file)."""
+    """The training cells of one dataset, split into the cells the gradient steps see (``fit``)
+    and the development cells (``dev``); batches read on demand by row number, never the whole
+    file. The validation rows are not read."""
 
-    def __init__(self, path: str | Path, task: str):
-        from interface4d.datasets import H5Examples
+    def __init__(self, path: str | Path, task: str, dev_fraction: float, seed: int):
+        from interface4d.datasets import H5Examples, dev_cells
 
         self.path = Path(path)
         self.task = task
         self.train = H5Examples(self.path, "train")
-        try:
-            self.val = H5Examples(self.path, "val")
-        except BaseException:
-            self.train.close()
-            raise
         self.example_shape = tuple(int(s) for s in self.train.example_shape)
         if len(self.example_shape) != 3:
             self.close()
             raise ValueError(f"{self.path}: examples must be (nx, k, k), not {self.example_shape}")
-        self.train_indices = self.train.indices
-        self.val_indices = self.val.indices
+        rows = self.train.indices
+        cells = self.train.cells[rows]
+        self.dev_cells: list[str] = []
+        if dev_fraction > 0:
+            strata = self._strata(rows, cells)
+            self.dev_cells = sorted(dev_cells(sorted(set(cells)), dev_fraction, seed, strata))
+        on_dev = np.isin(cells, self.dev_cells)
+        self.fit_indices = self._by_uid(rows[~on_dev])
+        self.dev_indices = self._by_uid(rows[on_dev])
+        self.fit_cells = int(len(set(cells[~on_dev])))
+
+    def _by_uid(self, rows: np.ndarray) -> np.ndarray:
+        return rows[np.argsort(self.train.uids(rows), kind="stable")]
+
+    def _strata(self, rows: np.ndarray, cells: np.ndarray) -> dict[str, str]:
+        """Kind and thickness of each cell from its id; for ids that are not cell ids (synthetic
+        sets), the class of a classifier's cell."""
+        from interface4d.datasets import _default_stratum
+
+        out = {c: _default_stratum(c) for c in set(cells)}
+        if self.task == "classify" and any(v == "" for v in out.values()):
+            _, y = self.train.batch(rows)
+            for c, label in zip(cells, y, strict=True):
+                if out[c] in ("", f"class{int(label)}"):
+                    out[c] = f"class{int(label)}"
+        return out
 
     def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x, y = self.train.batch(indices)  # any row of the file, whatever the split
+        x, y = self.train.batch(indices)
         if self.task == "classify":
             if not np.isin(y, (0, 1)).all():
                 raise ValueError(f"{self.path}: classification labels must be 0 or 1")
@@ -133,38 +165,58 @@ class _Data:
             y = y.astype(np.float32)
         return np.asarray(x, dtype=np.float32), y
 
+    def labels(self, indices: np.ndarray) -> np.ndarray:
+        return self.read(indices)[1] if len(indices) else np.empty((0,), np.int32)
+
     def close(self) -> None:
         self.train.close()
-        self.val.close()
+
+
+def class_weights(labels: np.ndarray, balance: str) -> np.ndarray:
+    """Loss weight of each class (0 step, 1 intermixing): ``n / (2 n_c)`` with ``balance ==
+    'weights'`` (each class weighs the same in the loss), else 1."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=2).astype(np.float64)
+    if balance == "none" or (counts == 0).any():
+        return np.ones(2, np.float32)
+    return (counts.sum() / (2.0 * counts)).astype(np.float32)
 
 
 def input_statistics(
-    data: _Data, seed: int, max_examples: int = STATS_EXAMPLES, batch: int = 64
-) -> tuple[np.ndarray, float, int]:
-    """Mean training stack (nx, k, k) and one scalar std of the residual ``x - mean``.
+    data: _Data,
+    seed: int,
+    transform_kind: str,
+    augment: Mapping[str, Any],
+    max_examples: int = STATS_EXAMPLES,
+    batch: int = 64,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-voxel mean and std (nx, k, k) of the transformed training inputs.
 
-    From the raw (not augmented) training examples, at most ``max_examples`` of them (a seeded
-    subset). The std is the root of the per-voxel variance averaged over the voxels (falls back
-    to the overall std, then 1, if zero). Returns (mean, std, number of examples used).
+    From the ``fit`` examples as the first epoch augments them, at most ``max_examples`` of them
+    (a seeded subset). Returns (mean, std, number of examples used).
     """
-    idx = data.train_indices
+    from interface4d.augment import augment_batch
+    from interface4d.inputs import transform, voxel_statistics
+
+    idx = data.fit_indices
     if len(idx) > max_examples:
         rng = np.random.default_rng([int(seed), STATS_STREAM])
-        idx = np.sort(rng.choice(idx, max_examples, replace=False))
-    total = np.zeros(data.example_shape, dtype=np.float64)
-    total_sq = np.zeros(data.example_shape, dtype=np.float64)
+        idx = idx[np.sort(rng.choice(len(idx), max_examples, replace=False))]
+    parts = []
     for i in range(0, len(idx), batch):
-        x, _ = data.read(idx[i : i + batch])
-        x = x.astype(np.float64)
-        total += x.sum(axis=0)
-        total_sq += np.square(x).sum(axis=0)
-    n = len(idx)
-    mean = total / n
-    var = np.clip(total_sq / n - np.square(mean), 0.0, None)
-    std = float(np.sqrt(var.mean()))
-    if not std > 0:
-        std = float(mean.std()) or 1.0
-    return mean.astype(np.float32), std, n
+        rows = idx[i : i + batch]
+        x, _ = data.read(rows)
+        x = augment_batch(
+            x,
+            data.train.uids(rows),
+            split="train",
+            seed=seed,
+            epoch=0,
+            dose_range=augment["dose"],
+            rotation_deg=augment["rotation_deg"],
+        )
+        parts.append(transform(x, transform_kind))
+    mean, std = voxel_statistics(np.concatenate(parts))
+    return mean, std, len(idx)
 
 
 def shard_indices(indices: np.ndarray, seed: int, epoch: int, rank: int, size: int) -> np.ndarray:
@@ -181,13 +233,13 @@ def _batches(
     augment_kw: dict[str, Any],
     pool: ThreadPoolExecutor,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Augmented batches (x with a channel axis, y), the next one prepared in ``pool``."""
+    """Augmented batches (x with a channel axis, y), in the order of ``indices``, the next one
+    prepared in ``pool``."""
     from interface4d.augment import augment_batch
 
     def prepare(chunk: np.ndarray):
-        idx = np.sort(chunk)
-        x, y = data.read(idx)
-        x = augment_batch(x, idx, **augment_kw)
+        x, y = data.read(chunk)
+        x = augment_batch(x, data.train.uids(chunk), **augment_kw)
         return x[..., None], y
 
     chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
@@ -201,17 +253,19 @@ def _batches(
 # --------------------------------------------------------------------------- TF pieces
 
 
-def loss_and_metric_fns(task: str):
-    """(mean loss, per-batch metric sum) as TF functions of (y, prediction)."""
+def loss_and_metric_fns(task: str, weights: Sequence[float] = (1.0, 1.0)):
+    """(mean loss, per-batch metric sum) as TF functions of (y, prediction); the classifier's
+    cross-entropy weighs class ``c`` by ``weights[c]``."""
     import tensorflow as tf
 
     if task == "classify":
+        w = tf.constant(np.asarray(weights, np.float32))
 
         def loss_fn(y, pred):
             y = tf.cast(y, tf.int32)
             eps = tf.constant(1e-7, pred.dtype)
             p = tf.gather(tf.clip_by_value(pred, eps, 1.0 - eps), y, axis=1, batch_dims=1)
-            return -tf.reduce_mean(tf.math.log(p))
+            return -tf.reduce_mean(tf.gather(w, y) * tf.math.log(p))
 
         def metric_sum(y, pred):
             hit = tf.equal(tf.argmax(pred, axis=1, output_type=tf.int32), tf.cast(y, tf.int32))
@@ -230,7 +284,9 @@ def loss_and_metric_fns(task: str):
     return loss_fn, metric_sum
 
 
-def make_train_step(model, optimizer, task: str, average_gradients: bool = True):
+def make_train_step(
+    model, optimizer, task: str, average_gradients: bool = True, weights=(1.0, 1.0)
+):
     """A ``tf.function`` SGD step: ``step(x, y) -> (mean loss, metric sum)``.
 
     With ``average_gradients`` the tape is a ``hvd.DistributedGradientTape`` (gradients averaged
@@ -241,7 +297,7 @@ def make_train_step(model, optimizer, task: str, average_gradients: bool = True)
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
-    loss_fn, metric_sum = loss_and_metric_fns(task)
+    loss_fn, metric_sum = loss_and_metric_fns(task, weights)
 
     @tf.function(reduce_retracing=True)
     def step(x, y):
@@ -257,11 +313,11 @@ def make_train_step(model, optimizer, task: str, average_gradients: bool = True)
     return step
 
 
-def make_eval_step(model, task: str):
+def make_eval_step(model, task: str, weights=(1.0, 1.0)):
     """``evaluate(x, y) -> (loss sum, metric sum)`` without dropout."""
     import tensorflow as tf
 
-    loss_fn, metric_sum = loss_and_metric_fns(task)
+    loss_fn, metric_sum = loss_and_metric_fns(task, weights)
 
     @tf.function(reduce_retracing=True)
     def evaluate(x, y):
@@ -328,14 +384,25 @@ def list_checkpoints(checkpoint_dir: str | Path) -> list[tuple[int, Path]]:
 
 
 def save_checkpoint(
-    checkpoint_dir: str | Path, epoch: int, model, optimizer, history, fingerprint: str
+    checkpoint_dir: str | Path,
+    epoch: int,
+    model,
+    optimizer,
+    history,
+    fingerprint: str,
+    best: Sequence[np.ndarray] | None = None,
+    state: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``ckpt-epochNNNN.npz`` atomically (temp file + rename); keep the last two."""
+    """Write ``ckpt-epochNNNN.npz`` atomically (temp file + rename); keep the last two.
+
+    ``best``: the weights of the best development epoch so far; ``state``: JSON-able training
+    state (best epoch and score, whether early stopping ended the run)."""
     d = Path(checkpoint_dir)
     d.mkdir(parents=True, exist_ok=True)
-    meta = {"epoch": epoch, "history": history, "fingerprint": fingerprint}
+    meta = {"epoch": epoch, "history": history, "fingerprint": fingerprint, **(state or {})}
     arrays = {f"model_{i:04d}": v.numpy() for i, v in enumerate(model.trainable_variables)}
     arrays.update({f"opt_{i:04d}": v.numpy() for i, v in enumerate(optimizer.variables)})
+    arrays.update({f"best_{i:04d}": np.asarray(a) for i, a in enumerate(best or [])})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     path = _checkpoint_path(d, epoch)
     with atomic_path(path, ".npz") as tmp, open(tmp, "wb") as fh:
@@ -345,8 +412,9 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: str | Path, model, optimizer) -> dict[str, Any]:
-    """Restore weights and optimizer state; return the checkpoint's meta (epoch, history)."""
+def load_checkpoint(path: str | Path, model, optimizer) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Restore weights and optimizer state; return the checkpoint's meta (epoch, history, ...)
+    and the best epoch's weights it holds."""
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(z["meta"].tobytes().decode())
         mv, ov = model.trainable_variables, optimizer.variables
@@ -358,7 +426,8 @@ def load_checkpoint(path: str | Path, model, optimizer) -> dict[str, Any]:
             v.assign(z[f"model_{i:04d}"])
         for i, v in enumerate(ov):
             v.assign(z[f"opt_{i:04d}"])
-    return meta
+        best = [z[k] for k in sorted(k for k in z.files if k.startswith("best_"))]
+    return meta, best
 
 
 def _peek_meta(path: Path) -> dict[str, Any] | None:
@@ -372,7 +441,7 @@ def _peek_meta(path: Path) -> dict[str, Any] | None:
 
 def write_history_csv(path: str | Path, history: Sequence[Mapping[str, Any]], task: str) -> None:
     m = METRIC[task]
-    cols = ["epoch", "loss", m, "val_loss", f"val_{m}"]
+    cols = ["epoch", "loss", m, "dev_loss", f"dev_{m}"]
     lines = [",".join(cols)]
     for rec in history:
         lines.append(",".join([str(int(rec["epoch"]))] + [repr(float(rec[c])) for c in cols[1:]]))
@@ -395,11 +464,24 @@ def _fingerprint(task: str, cfg: Mapping[str, Any], ranks: int, dataset_sha: str
         "model": cfg["model"],
         "optimiser": opt,
         "seed": cfg["seed"],
+        "input": cfg["input"],
+        "dev_fraction": cfg["dev_fraction"],
+        "class_balance": cfg["class_balance"],
         "augment": cfg["augment"],
         "ranks": ranks,
         "dataset_sha256": dataset_sha,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def make_optimizer(opt_cfg: Mapping[str, Any]):
+    """The configured optimiser (Adam, or SGD with momentum: the paper's) for the global batch."""
+    import keras
+
+    lr = float(opt_cfg["learning_rate"])
+    if opt_cfg["optimizer"] == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=float(opt_cfg["momentum"]))
+    return keras.optimizers.Adam(learning_rate=lr)
 
 
 # --------------------------------------------------------------------------- training
@@ -420,7 +502,8 @@ def train(
     stop_after_epoch: int | None = None,
     rank_digest_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train one network on ``dataset_h5``; return the final metrics (on every rank).
+    """Train one network on the training cells of ``dataset_h5``; return the final metrics (on
+    every rank).
 
     ``training_cfg`` is the campaign's ``training`` block (defaults filled here). Outputs (rank 0)
     go to ``model_out``/``history_out``/``provenance_out``, by default ``out_dir/model.keras``,
@@ -465,16 +548,31 @@ def train(
 
     if rank == 0 and int(cfg["ranks"]) != size:
         log.warning("training.ranks = %s but running with %d Horovod ranks", cfg["ranks"], size)
-    data = _Data(dataset_h5, task)
-    n_train, n_val = len(data.train_indices), len(data.val_indices)
-    if n_train < size:
+    data = _Data(dataset_h5, task, float(cfg["dev_fraction"]), seed)
+    n_fit, n_dev = len(data.fit_indices), len(data.dev_indices)
+    global_batch = int(opt_cfg["batch_size"])
+    if n_fit < size or global_batch < size:
         data.close()
-        raise ValueError(f"{dataset_h5}: {n_train} training examples for {size} ranks")
+        raise ValueError(
+            f"{dataset_h5}: {n_fit} training examples and a global batch of {global_batch} for "
+            f"{size} ranks (need at least one per rank)"
+        )
+    batch = global_batch // size
+    if rank == 0 and batch * size != global_batch:
+        log.warning(
+            "global batch %d is not a multiple of %d ranks: %d", global_batch, size, batch * size
+        )
     dataset_sha = hvd.broadcast_object(file_sha256(dataset_h5) if rank == 0 else None, 0)
     fingerprint = _fingerprint(task, cfg, size, dataset_sha)
 
-    stats = input_statistics(data, seed) if rank == 0 else None
+    aug = cfg["augment"]
+    stats = input_statistics(data, seed, cfg["input"], aug) if rank == 0 else None
     input_mean, input_std, stats_n = hvd.broadcast_object(stats, 0)
+    weights = (
+        class_weights(data.labels(data.fit_indices), cfg["class_balance"])
+        if task == "classify"
+        else np.ones(2, np.float32)
+    )
     mc = cfg["model"]
     model = build_model(
         data.example_shape,
@@ -485,44 +583,35 @@ def train(
         mc["dropout"],
         input_mean=input_mean,
         input_std=input_std,
+        input_transform=cfg["input"],
     )
-    lr = float(opt_cfg["learning_rate"]) * size
-    optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=float(opt_cfg["momentum"]))
+    optimizer = make_optimizer(opt_cfg)
     optimizer.build(model.trainable_variables)
 
-    # Resume: rank 0 picks the latest matching checkpoint and loads it, then broadcasts.
-    epochs = int(opt_cfg["epochs"])
-    start_epoch, history = 0, []
-    if rank == 0:
-        for ep, path in reversed(list_checkpoints(checkpoint_dir)):
-            meta = _peek_meta(path)
-            if meta is not None and meta.get("fingerprint") == fingerprint and ep <= epochs:
-                meta = load_checkpoint(path, model, optimizer)
-                start_epoch, history = int(meta["epoch"]), list(meta["history"])
-                log.info("resuming from checkpoint %s (epoch %d done)", path, ep)
-                break
-            log.warning(
-                "removing checkpoint %s: another config, dataset or rank count, or beyond epoch %d",
-                path,
-                epochs,
-            )
-            path.unlink(missing_ok=True)
-    start_epoch, history = hvd.broadcast_object((start_epoch, history), 0)
+    epochs, patience = int(opt_cfg["epochs"]), int(opt_cfg["patience"])
+    start_epoch, history, best, state = _resume(
+        checkpoint_dir, fingerprint, epochs, model, optimizer, rank
+    )
+    start_epoch, history, state, best = hvd.broadcast_object(
+        (start_epoch, history, state, best), 0
+    )
     broadcast_state(model, optimizer, 0)
+    if best is None:
+        best = [v.numpy() for v in model.trainable_variables]
 
-    train_step = make_train_step(model, optimizer, task, average_gradients)
-    eval_step = make_eval_step(model, task)
-    batch = int(opt_cfg["batch_size"])
-    aug = cfg["augment"]
+    train_step = make_train_step(model, optimizer, task, average_gradients, weights)
+    eval_step = make_eval_step(model, task, weights)
     metric = METRIC[task]
     timing: list[dict[str, float]] = []
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         for epoch in range(start_epoch, epochs):
+            if state["stopped"]:
+                break
             t0 = time.perf_counter()
             reseed_dropout(model, seed, epoch, rank)
-            shard = shard_indices(data.train_indices, seed, epoch, rank, size)
-            sums = np.zeros(6, dtype=np.float64)  # train loss, metric, n; val loss, metric, n
+            shard = shard_indices(data.fit_indices, seed, epoch, rank, size)
+            sums = np.zeros(6, dtype=np.float64)  # train loss, metric, n; dev loss, metric, n
             train_kw = {
                 "split": "train",
                 "seed": seed,
@@ -536,8 +625,8 @@ def train(
                 sums[1] += float(msum)
                 sums[2] += len(y)
             t_train = time.perf_counter() - t0
-            val_kw = dict(train_kw, split="val", seed=int(aug["val_seed"]), epoch=0)
-            for x, y in _batches(data, data.val_indices[rank::size], batch, val_kw, pool):
+            dev_kw = dict(train_kw, split="val", seed=int(aug["val_seed"]), epoch=0)
+            for x, y in _batches(data, data.dev_indices[rank::size], batch, dev_kw, pool):
                 lsum, msum = eval_step(tf.constant(x), tf.constant(y))
                 sums[3] += float(lsum)
                 sums[4] += float(msum)
@@ -549,30 +638,40 @@ def train(
                 "epoch": epoch + 1,
                 "loss": tot[0] / tot[2],
                 metric: tot[1] / tot[2],
-                "val_loss": tot[3] / tot[5] if tot[5] else nan,
-                f"val_{metric}": tot[4] / tot[5] if tot[5] else nan,
+                "dev_loss": tot[3] / tot[5] if tot[5] else nan,
+                f"dev_{metric}": tot[4] / tot[5] if tot[5] else nan,
             }
             history.append(rec)
+            # model selection: the best development loss (without development cells, the last)
+            score = rec["dev_loss"] if tot[5] else -float(epoch)
+            if state["best_epoch"] == 0 or score < state["best_score"]:
+                state.update(best_epoch=epoch + 1, best_score=float(score))
+                best = [v.numpy() for v in model.trainable_variables]
+            elif tot[5] and patience and epoch + 1 - state["best_epoch"] >= patience:
+                state["stopped"] = True
             speed = tot[2] / t_train if t_train > 0 else nan
             timing.append(
                 {"epoch": epoch + 1, "train_s": t_train, "epoch_s": t_epoch, "samples_per_s": speed}
             )
             if rank == 0:
-                save_checkpoint(checkpoint_dir, epoch + 1, model, optimizer, history, fingerprint)
+                save_checkpoint(
+                    checkpoint_dir, epoch + 1, model, optimizer, history, fingerprint, best, state
+                )
                 log.info(
-                    "epoch %d/%d loss %.4f %s %.4f val_loss %.4f val_%s %.4f "
-                    "samples/s %.1f (%d ranks, %.1f s)",
+                    "epoch %d/%d loss %.4f %s %.4f dev_loss %.4f dev_%s %.4f "
+                    "samples/s %.1f (%d ranks, %.1f s)%s",
                     epoch + 1,
                     epochs,
                     rec["loss"],
                     metric,
                     rec[metric],
-                    rec["val_loss"],
+                    rec["dev_loss"],
                     metric,
-                    rec[f"val_{metric}"],
+                    rec[f"dev_{metric}"],
                     speed,
                     size,
                     t_epoch,
+                    "; early stop" if state["stopped"] else "",
                 )
             if stop_after_epoch is not None and epoch + 1 == stop_after_epoch:
                 hvd.allreduce(tf.constant(0.0), op=hvd.Sum)  # rank 0's checkpoint is on disk
@@ -583,8 +682,18 @@ def train(
         pool.shutdown(wait=True)
         data.close()
 
-    final = dict(history[-1]) if history else {}
-    final.update({"epochs": epochs, "ranks": size, "resumed_from_epoch": start_epoch})
+    for v, a in zip(model.trainable_variables, best, strict=True):
+        v.assign(a)
+    best_rec = dict(history[state["best_epoch"] - 1]) if history else {}
+    final = {
+        **best_rec,
+        "best_epoch": state["best_epoch"],
+        "epochs_run": len(history),
+        "stopped_early": bool(state["stopped"]),
+        "epochs": epochs,
+        "ranks": size,
+        "resumed_from_epoch": start_epoch,
+    }
     if timing:
         final["samples_per_s"] = float(np.mean([t["samples_per_s"] for t in timing]))
     digest = weights_digest(model)
@@ -604,15 +713,19 @@ def train(
             "dataset": {
                 "path": str(Path(dataset_h5).resolve()),
                 "sha256": dataset_sha,
-                "n_train": n_train,
-                "n_val": n_val,
+                "n_fit": n_fit,
+                "n_dev": n_dev,
+                "fit_cells": data.fit_cells,
+                "dev_cells": data.dev_cells,
+                "validation_rows_read": 0,
                 "example_shape": list(data.example_shape),
             },
-            "input_standardisation": {
+            "input": {
+                "transform": cfg["input"],
+                "standardisation": "per voxel, transformed augmented training examples",
                 "examples": stats_n,
-                "std": input_std,
-                "mean_of_mean_stack": float(np.mean(input_mean)),
             },
+            "class_weights": [float(w) for w in weights],
             "ranks": size,
             "seeds": {
                 "seed": seed,
@@ -620,13 +733,16 @@ def train(
                 "shuffle": f"default_rng([seed, {SHUFFLE_STREAM}, epoch])",
             },
             "optimiser": {
-                "name": "SGD",
-                "learning_rate_per_rank": float(opt_cfg["learning_rate"]),
-                "learning_rate": lr,
+                "name": opt_cfg["optimizer"],
+                "learning_rate": float(opt_cfg["learning_rate"]),
                 "momentum": float(opt_cfg["momentum"]),
-                "batch_size_per_rank": batch,
                 "global_batch_size": batch * size,
+                "batch_size_per_rank": batch,
+                "patience": patience,
             },
+            "selection": "the epoch with the lowest development loss"
+            if n_dev
+            else "the last epoch (no development cells)",
             "average_gradients": bool(average_gradients),
             "resumed_from_epoch": start_epoch,
             "final": final,
@@ -639,6 +755,28 @@ def train(
         }
         _write_atomic_text(provenance_out, json.dumps(provenance, indent=2, default=float) + "\n")
     return final
+
+
+def _resume(checkpoint_dir: Path, fingerprint: str, epochs: int, model, optimizer, rank: int):
+    """Rank 0 loads the latest checkpoint of this fingerprint (others are removed): (start
+    epoch, history, best weights or None, state)."""
+    state: dict[str, Any] = {"best_epoch": 0, "best_score": float("inf"), "stopped": False}
+    if rank != 0:
+        return 0, [], None, state
+    for ep, path in reversed(list_checkpoints(checkpoint_dir)):
+        meta = _peek_meta(path)
+        if meta is not None and meta.get("fingerprint") == fingerprint and ep <= epochs:
+            meta, best = load_checkpoint(path, model, optimizer)
+            log.info("resuming from checkpoint %s (epoch %d done)", path, ep)
+            state.update({k: meta[k] for k in state if k in meta})
+            return int(meta["epoch"]), list(meta["history"]), best or None, state
+        log.warning(
+            "removing checkpoint %s: another config, dataset or rank count, or beyond epoch %d",
+            path,
+            epochs,
+        )
+        path.unlink(missing_ok=True)
+    return 0, [], None, state
 
 
 # --------------------------------------------------------------------------- CLI

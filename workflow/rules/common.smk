@@ -242,11 +242,6 @@ def evaluation_params():
     return JsonDict(config["evaluation"])
 
 
-def validation_augment():
-    """Evaluation sees the validation data as training's validation pass did."""
-    return JsonDict(augment=config["training"]["augment"])
-
-
 def regression_inputs(kind):
     pattern = {
         "models": "models/regressor_t{t}.keras",
@@ -258,9 +253,13 @@ def regression_inputs(kind):
 
 
 def summary_inputs(wildcards):
-    out = {"classifier": f"{RESULTS}/metrics/classifier.json"}
+    out = {
+        "classifier": f"{RESULTS}/metrics/classifier.json",
+        "classifier_predictions": f"{RESULTS}/metrics/classifier_predictions.csv",
+    }
     if regress_thicknesses():
         out["regression"] = f"{RESULTS}/metrics/regression.json"
+        out["regression_predictions"] = f"{RESULTS}/metrics/regression_predictions.csv"
     return out
 
 

@@ -57,7 +57,7 @@ rule evaluate_classifier:
     threads: 2
     params:
         evaluation=evaluation_params(),
-        training=validation_augment(),
+        training=training_params("classifier"),
         code=EVAL_CODE,
         metrics_dir=lambda w, output: Path(output.metrics).parent,
         figures_dir=lambda w, output: Path(output.training).parent,
@@ -127,7 +127,7 @@ rule evaluate_regressors:
     params:
         thicknesses=regress_thicknesses(),
         evaluation=evaluation_params(),
-        training=validation_augment(),
+        training=training_params("regressor"),
         code=EVAL_CODE,
         metrics_dir=lambda w, output: Path(output.metrics).parent,
         figures_dir=lambda w, output: Path(output.training).parent,
@@ -167,20 +167,38 @@ rule summarise:
             category="6. Dose study",
         ),
         dose_svg=f"{RESULTS}/figures/dose/dose_study.svg",
+        detectability=report(
+            f"{RESULTS}/metrics/detectability.csv",
+            caption="../report/detectability_table.rst",
+            category="4. Step position",
+            subcategory="Detectability",
+        ),
+        detectability_figure=report(
+            f"{RESULTS}/figures/detectability.png",
+            caption="../report/detectability.rst",
+            category="4. Step position",
+            subcategory="Detectability",
+        ),
+        detectability_svg=f"{RESULTS}/figures/detectability.svg",
     log:
         f"{RESULTS}/logs/summarise.log",
     conda:
         "../../envs/interface4d.yaml"
     params:
         regression=lambda w, input: (
-            f"--regression {input.regression}" if "regression" in input.keys() else ""
+            f"--regression {input.regression}"
+            f" --regression-predictions {input.regression_predictions}"
+            if "regression" in input.keys()
+            else ""
         ),
         campaign=config["campaign"],
         metrics_dir=lambda w, output: Path(output.headline).parent,
     shell:
         "interface4d evaluate summary --classifier {input.classifier} {params.regression}"
+        " --classifier-predictions {input.classifier_predictions}"
         " --out-dir {params.metrics_dir} --figure {output.dose_figure}"
-        " --headline-figure {output.figure} --campaign {params.campaign:q} > {log} 2>&1"
+        " --headline-figure {output.figure} --detectability-figure"
+        " {output.detectability_figure} --campaign {params.campaign:q} > {log} 2>&1"
 
 
 # What interface4d predict needs to apply the networks to a user's own 4D-STEM data.

@@ -1,0 +1,160 @@
+"""Which training recipe learns: the paper's and each departure from it, side by side, measured
+on the *training cells only* of a finished campaign (the validation cells are not read).
+
+The training cells of ``results/datasets/classify.h5`` (and ``regress_t*.h5``) are split again by
+structure into inner-training and inner-test cells (the campaign's split rule, seed
+``--inner-seed``, share ``--inner-fraction``); each recipe is trained on the inner-training cells
+(carving its own development cells from them, as in the campaign) in a fresh process, and scored
+on the inner-test cells with the evaluation's validation augmentation; the linear baseline
+(:mod:`interface4d.baseline`) is fitted and scored on the same cells.
+
+    .venv/bin/python benchmarks/learning_recipe.py --results results [--task classify]
+        [--recipes paper,linear-adam,sqrt-adam,...] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+BASE = {"ranks": 1, "seed": 0, "model": {"filters": [8, 16], "kernel_size": 3,
+        "dense": [64, 32], "dropout": 0.15},
+        "augment": {"dose": [1e4, 1e6], "rotation_deg": 2.0, "val_seed": 1234}}  # fmt: skip
+PAPER = {"optimizer": "sgd", "learning_rate": 0.04, "momentum": 0.0, "patience": 0}
+RECIPES = {
+    # the paper: linear input (standardised), SGD 0.04, no development cells, last epoch
+    "paper": {"input": "linear", "dev_fraction": 0.0, "class_balance": "none", "opt": PAPER},
+    "sqrt-sgd": {"input": "sqrt", "dev_fraction": 0.2, "opt": PAPER},
+    "linear-adam": {"input": "linear", "dev_fraction": 0.2, "opt": {}},
+    "log-adam": {"input": "log", "dev_fraction": 0.2, "opt": {}},
+    "sqrt-adam": {"input": "sqrt", "dev_fraction": 0.2, "opt": {}},
+    "sqrt-adam-lr3e-4": {"input": "sqrt", "dev_fraction": 0.2, "opt": {"learning_rate": 3e-4}},
+    "sqrt-adam-lr3e-3": {"input": "sqrt", "dev_fraction": 0.2, "opt": {"learning_rate": 3e-3}},
+    "sqrt-adam-nobalance": {"input": "sqrt", "dev_fraction": 0.2, "class_balance": "none",
+                            "opt": {}},  # fmt: skip
+}
+
+
+def inner_dataset(src: Path, dst: Path, fraction: float, seed: int) -> dict:
+    """The training rows of ``src``, re-split by structure (inner-test = 'val')."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from interface4d.datasets import assign_split
+    from interface4d.h5io import atomic_h5
+
+    with h5py.File(src, "r") as f:
+        rows = np.flatnonzero(f["split"][()] == 0)
+        cells = f["cell"].asstr()[()][rows]
+        side = assign_split(sorted(set(cells)), fraction, f"inner{seed}")
+        with atomic_h5(dst) as g:
+            g.create_dataset("x", data=f["x"][rows], chunks=(1, *f["x"].shape[1:]))
+            g["y"] = f["y"][()][rows]
+            g["split"] = np.array([side[c] == "val" for c in cells], np.uint8)
+            g["cell"] = f["cell"][()][rows]
+            g["line"] = f["line"][()][rows]
+            for k, v in f.attrs.items():
+                if k != "complete":
+                    g.attrs[k] = v
+    test = sorted(c for c, s in side.items() if s == "val")
+    return {"train_cells": len(side) - len(test), "test_cells": len(test)}
+
+
+def train(data: Path, task: str, recipe: dict, out: Path, epochs: int, threads: int) -> dict:
+    block = "classifier" if task == "classify" else "regressor"
+    opt = {"epochs": epochs, "batch_size": 32 if task == "classify" else 8, **recipe["opt"]}
+    cfg = {**BASE, block: opt}
+    for k in ("input", "dev_fraction", "class_balance"):
+        if k in recipe:
+            cfg[k] = recipe[k]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2")
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "interface4d.train", "--dataset", str(data), "--task", task,
+         "--training-json", json.dumps(cfg), "--out-dir", str(out),
+         "--checkpoint-dir", str(out / "ckpt"), "--threads", str(threads)],
+        check=True, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - t0
+    return {"cfg": cfg, "wall_s": wall, "prov": json.loads((out / "provenance.json").read_text())}
+
+
+def score(data: Path, task: str, cfg: dict, model_path: Path | None) -> dict:
+    sys.path.insert(0, str(ROOT / "src"))
+    from interface4d import baseline, metrics
+    from interface4d.evaluate import cell_votes, load_model, network_predictor, predict_split
+    from interface4d.train import complete_training_config
+
+    full = complete_training_config(cfg)
+    preds = {}
+    if model_path is not None:
+        preds["network"] = network_predictor(load_model(model_path))
+    else:
+        preds["baseline"] = baseline.fit(data, task, full).predict
+    idx, y, outs = predict_split(preds, data, full["augment"], ["val", 1e4], 64)
+    with h5py.File(data, "r") as f:
+        cells = f["cell"].asstr()[()][idx]
+    res = {}
+    for per in outs.values():
+        for d, p in per.items():
+            tag = "" if d == "val" else f"@{d:g}"
+            if task == "classify":
+                import pandas as pd
+
+                pdiff = p[:, 1]
+                pred = (pdiff > 0.5).astype(int)
+                df = pd.DataFrame({"cell": cells, "y_true": y.astype(int), "p_diffusion": pdiff,
+                                   "step_fraction": np.nan})  # fmt: skip
+                cv = cell_votes(df)
+                res[f"line_acc{tag}"] = metrics.accuracy(y.astype(int), pred)
+                res[f"bal_acc{tag}"] = metrics.balanced_accuracy(y.astype(int), pred)
+                res[f"cell_acc{tag}"] = metrics.accuracy(cv["y_true"], cv["y_pred"])
+            else:
+                res[f"mae{tag}"] = float(np.mean(np.abs(p - y)))
+    res["n_test"] = len(y)
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", type=Path, default=ROOT / "results")
+    ap.add_argument("--task", choices=("classify", "regress"), default="classify")
+    ap.add_argument("--thickness", default="100", help="regress: the thickness's dataset")
+    ap.add_argument("--recipes", default=",".join(RECIPES))
+    ap.add_argument("--epochs", type=int, default=80)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--inner-fraction", type=float, default=0.25)
+    ap.add_argument("--inner-seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=None)
+    args = ap.parse_args()
+    src = args.results / "datasets" / (
+        "classify.h5" if args.task == "classify" else f"regress_t{args.thickness}.h5"
+    )
+    work = args.work or Path(tempfile.mkdtemp(prefix="recipe-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "inner.h5"
+    sizes = inner_dataset(src, data, args.inner_fraction, args.inner_seed)
+    print(f"# {src}: inner split {sizes} (validation cells not read)", flush=True)
+    base = score(data, args.task, BASE | {"input": "sqrt"}, None)
+    print(f"baseline(sqrt) {json.dumps(base)}", flush=True)
+    for name in args.recipes.split(","):
+        r = train(data, args.task, RECIPES[name], work / name, args.epochs, args.threads)
+        s = score(data, args.task, r["cfg"], work / name / "model.keras")
+        fin = r["prov"]["final"]
+        print(f"{name} {json.dumps(s)} best_epoch={fin['best_epoch']} "
+              f"epochs_run={fin['epochs_run']} wall={r['wall_s']:.0f}s", flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""How the networks and their baselines see a CBED stack: the input transform.
+
+CBED intensities (normalised to the probe intensity) span four orders of magnitude between the
+bright-field disc and the outer pixels, and shot noise grows with the intensity (Poisson: the
+variance of ``counts / dose`` is ``intensity / dose``). Three transforms, applied per pixel
+before the per-voxel standardisation of the training set:
+
+* ``sqrt`` (default): ``sqrt(max(x, 0))``, the variance-stabilising (Anscombe-type) transform of
+  Poisson counts: after it every pixel has about the same shot-noise std, ``1 / (2 sqrt(dose))``,
+  whatever its intensity, so the standardised inputs weight the pixels by their information;
+* ``log``: ``log(max(x, 0) + LOG_FLOOR)``, the usual compression of the dynamic range;
+* ``linear``: the intensities as they are (the paper's input).
+
+Pure NumPy: :mod:`interface4d.model` builds the same function into the network as a layer, so a
+saved model applies it to raw intensities itself (predict and evaluate pass raw patterns).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TRANSFORMS = ("sqrt", "log", "linear")
+LOG_FLOOR = 1.0e-5  # below one electron in 10^5 per pattern: the log of a zero count
+
+
+def transform(x: np.ndarray, kind: str) -> np.ndarray:
+    """The input transform ``kind`` of raw intensities ``x`` (any shape), float32."""
+    x = np.asarray(x, dtype=np.float32)
+    if kind == "sqrt":
+        return np.sqrt(np.clip(x, 0.0, None))
+    if kind == "log":
+        return np.log(np.clip(x, 0.0, None) + np.float32(LOG_FLOOR))
+    if kind == "linear":
+        return x
+    raise ValueError(f"input transform must be one of {TRANSFORMS}, not {kind!r}")
+
+
+def voxel_statistics(x: np.ndarray, floor: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Per-voxel mean and std of transformed examples ``x`` (N, ...), the std floored at
+    ``floor`` times its mean over the voxels (so that a voxel that never varies, such as a dark
+    corner, is not blown up)."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    scale = float(std.mean()) or 1.0
+    std = np.maximum(std, floor * scale)
+    return mean.astype(np.float32), std.astype(np.float32)
