@@ -485,3 +485,42 @@ def test_unwritable_wisdom_folder_falls_back_to_estimated_plans(tiny_config, tmp
     assert key == fftplan.wisdom_key({**sim, "energy": 200e3, "num_configs": 7}, 16)
     assert key != fftplan.wisdom_key({**sim, "gpts": 128}, 16)
     assert key != fftplan.wisdom_key(sim, 8)
+
+
+@pytest.mark.slow
+def test_numba_cache_changes_no_bit_and_is_reused(tiny_config, tmp_path):
+    """``interface4d simulate`` imports abTEM with Numba's cache on (interface4d.jitcache): a
+    cold cache, a warm cache and a plain ``import abtem`` give the same bits, and the second
+    process loads the kernels the first compiled."""
+    settings = cell_settings(tiny_config, "t40/step-d3")
+    cache = tmp_path / "numba"
+    outputs = []
+    for i in (1, 2):
+        env_cache = {"NUMBA_CACHE_DIR": str(cache)}
+        proc = subprocess.run(
+            [sys.executable, "-m", "interface4d", "simulate", "--settings", json.dumps(settings),
+             "-o", str(tmp_path / f"cached{i}.h5")],
+            cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", **env_cache},
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(simulate.read_cell(tmp_path / f"cached{i}.h5")[0])
+        if i == 1:
+            compiled = sorted(p.name for p in cache.rglob("*.nbi"))
+            assert any("complex" in n for n in compiled) and any("lobato" in n for n in compiled)
+            stamps = {p: p.stat().st_mtime_ns for p in cache.rglob("*.nbc")}
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.nbc")} == stamps  # reused, not rebuilt
+    plain = tmp_path / "plain.h5"
+    code = (
+        "import json, sys, abtem; from interface4d.simulate import simulate_cell; "
+        "simulate_cell(json.loads(sys.argv[1]), sys.argv[2])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(settings), str(plain)],
+        cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_CACHE_DIR": str(tmp_path / "x")},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not list((tmp_path / "x").rglob("*.nbc"))  # abTEM's own decorators cache nothing
+    reference = simulate.read_cell(plain)[0]
+    assert np.array_equal(outputs[0], reference) and np.array_equal(outputs[1], reference)
