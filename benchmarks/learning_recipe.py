@@ -42,6 +42,22 @@ RECIPES = {
     "sqrt-adam": {"input": "sqrt", "dev_fraction": 0.2, "opt": {}},
     "sqrt-adam-lr3e-4": {"input": "sqrt", "dev_fraction": 0.2, "opt": {"learning_rate": 3e-4}},
     "sqrt-adam-lr3e-3": {"input": "sqrt", "dev_fraction": 0.2, "opt": {"learning_rate": 3e-3}},
+    "sqrt-sgd-all": {"input": "sqrt", "dev_fraction": 0.0, "opt": PAPER},
+    "sqrt-adam-all": {"input": "sqrt", "dev_fraction": 0.0, "opt": {"patience": 0}},
+    "linear-adam-all": {"input": "linear", "dev_fraction": 0.0, "opt": {"patience": 0}},
+    "sqrt-adam-all-lr3e-4": {"input": "sqrt", "dev_fraction": 0.0,
+                             "opt": {"patience": 0, "learning_rate": 3e-4}},  # fmt: skip
+    "sqrt-sgd-m0.9-all": {"input": "sqrt", "dev_fraction": 0.0,
+                          "opt": {**PAPER, "learning_rate": 0.01, "momentum": 0.9}},
+    "sqrt-adamw2-all": {"input": "sqrt", "dev_fraction": 0.0,
+                        "opt": {"patience": 0, "weight_decay": 2.0}},
+    "sqrt-adamw20-all": {"input": "sqrt", "dev_fraction": 0.0,
+                         "opt": {"patience": 0, "weight_decay": 20.0}},
+    "sqrt-sgd-all-lr0.1": {"input": "sqrt", "dev_fraction": 0.0,
+                           "opt": {**PAPER, "learning_rate": 0.1}},
+    "sqrt-sgd-mixup": {"input": "sqrt", "dev_fraction": 0.0, "opt": {**PAPER, "mixup": 0.4}},
+    "sqrt-adam-mixup": {"input": "sqrt", "dev_fraction": 0.0, "opt": {"patience": 0, "mixup": 0.4}},
+    "sqrt-adam-mixup1": {"input": "sqrt", "dev_fraction": 0.0, "opt": {"patience": 0, "mixup": 1.0}},
     "sqrt-adam-nobalance": {"input": "sqrt", "dev_fraction": 0.2, "class_balance": "none",
                             "opt": {}},  # fmt: skip
 }
@@ -72,7 +88,8 @@ def inner_dataset(src: Path, dst: Path, fraction: float, seed: int) -> dict:
 
 def train(data: Path, task: str, recipe: dict, out: Path, epochs: int, threads: int) -> dict:
     block = "classifier" if task == "classify" else "regressor"
-    opt = {"epochs": epochs, "batch_size": 32 if task == "classify" else 8, **recipe["opt"]}
+    opt = {"epochs": epochs, "batch_size": 32 if task == "classify" else 8,
+           "patience": 20 if task == "classify" else 60, **recipe["opt"]}  # fmt: skip
     cfg = {**BASE, block: opt}
     for k in ("input", "dev_fraction", "class_balance"):
         if k in recipe:

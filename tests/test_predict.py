@@ -315,8 +315,8 @@ TRAINING = {
     "ranks": 1,
     "seed": 0,
     "model": {"filters": [8], "kernel_size": 3, "dense": [32, 16], "dropout": 0.15},
-    "classifier": {"epochs": 60, "batch_size": 8, "learning_rate": 0.01, "momentum": 0.9},
-    "regressor": {"epochs": 100, "batch_size": 2, "learning_rate": 0.02, "momentum": 0.0},
+    "classifier": {"epochs": 60, "batch_size": 8},
+    "regressor": {"epochs": 100, "batch_size": 2},
     "augment": {"dose": [1.0e4, 1.0e5], "rotation_deg": 0.5, "val_seed": 1},
 }
 

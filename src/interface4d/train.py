@@ -232,14 +232,19 @@ def _batches(
     batch_size: int,
     augment_kw: dict[str, Any],
     pool: ThreadPoolExecutor,
+    mixup: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Augmented batches (x with a channel axis, y), in the order of ``indices``, the next one
-    prepared in ``pool``."""
+    prepared in ``pool``; with ``mixup`` > 0 each example is first mixed with the next one of
+    its batch (:func:`mix`)."""
     from interface4d.augment import augment_batch
 
     def prepare(chunk: np.ndarray):
         x, y = data.read(chunk)
-        x = augment_batch(x, data.train.uids(chunk), **augment_kw)
+        uids = data.train.uids(chunk)
+        if mixup > 0 and len(chunk) > 1:
+            x, y = mix(x, y, uids, mixup, augment_kw["seed"], augment_kw["epoch"])
+        x = augment_batch(x, uids, **augment_kw)
         return x[..., None], y
 
     chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
@@ -248,6 +253,26 @@ def _batches(
         batch = pending.result()
         pending = pool.submit(prepare, chunks[i + 1]) if i + 1 < len(chunks) else None
         yield batch
+
+
+MIX_STREAM = 5
+
+
+def mix(
+    x: np.ndarray, y: np.ndarray, uids: np.ndarray, alpha: float, seed: int, epoch: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup of a regression batch: example ``j`` becomes ``l x_j + (1 - l) x_{j+1}`` (cyclic),
+    its target alike, ``l ~ Beta(alpha, alpha)`` drawn from ``(seed, epoch, uid_j)``."""
+    lam = np.array(
+        [
+            np.random.default_rng([int(seed), MIX_STREAM, int(epoch), int(u)]).beta(alpha, alpha)
+            for u in uids
+        ]
+    )
+    partner = np.roll(np.arange(len(y)), -1)
+    xm = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[partner]
+    ym = lam * y + (1 - lam) * y[partner]
+    return xm.astype(np.float32), ym.astype(y.dtype)
 
 
 # --------------------------------------------------------------------------- TF pieces
@@ -479,9 +504,12 @@ def make_optimizer(opt_cfg: Mapping[str, Any]):
     import keras
 
     lr = float(opt_cfg["learning_rate"])
+    decay = float(opt_cfg.get("weight_decay", 0.0)) or None
     if opt_cfg["optimizer"] == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=float(opt_cfg["momentum"]))
-    return keras.optimizers.Adam(learning_rate=lr)
+        return keras.optimizers.SGD(
+            learning_rate=lr, momentum=float(opt_cfg["momentum"]), weight_decay=decay
+        )
+    return keras.optimizers.Adam(learning_rate=lr, weight_decay=decay)
 
 
 # --------------------------------------------------------------------------- training
@@ -619,7 +647,8 @@ def train(
                 "dose_range": aug["dose"],
                 "rotation_deg": aug["rotation_deg"],
             }
-            for x, y in _batches(data, shard, batch, train_kw, pool):
+            mixup = float(opt_cfg["mixup"]) if task == "regress" else 0.0
+            for x, y in _batches(data, shard, batch, train_kw, pool, mixup):
                 loss, msum = train_step(tf.constant(x), tf.constant(y))
                 sums[0] += float(loss) * len(y)
                 sums[1] += float(msum)
