@@ -55,9 +55,6 @@ RECIPES = {
                          "opt": {"patience": 0, "weight_decay": 20.0}},
     "sqrt-sgd-all-lr0.1": {"input": "sqrt", "dev_fraction": 0.0,
                            "opt": {**PAPER, "learning_rate": 0.1}},
-    "sqrt-sgd-mixup": {"input": "sqrt", "dev_fraction": 0.0, "opt": {**PAPER, "mixup": 0.4}},
-    "sqrt-adam-mixup": {"input": "sqrt", "dev_fraction": 0.0, "opt": {"patience": 0, "mixup": 0.4}},
-    "sqrt-adam-mixup1": {"input": "sqrt", "dev_fraction": 0.0, "opt": {"patience": 0, "mixup": 1.0}},
     "sqrt-adam-nobalance": {"input": "sqrt", "dev_fraction": 0.2, "class_balance": "none",
                             "opt": {}},  # fmt: skip
 }
@@ -91,7 +88,9 @@ def train(data: Path, task: str, recipe: dict, out: Path, epochs: int, threads: 
     opt = {"epochs": epochs, "batch_size": 32 if task == "classify" else 8,
            "patience": 20 if task == "classify" else 60, **recipe["opt"]}  # fmt: skip
     cfg = {**BASE, block: opt}
-    for k in ("input", "dev_fraction", "class_balance"):
+    if "dev_fraction" in recipe:
+        opt["dev_fraction"] = recipe["dev_fraction"]
+    for k in ("input", "class_balance"):
         if k in recipe:
             cfg[k] = recipe[k]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2")

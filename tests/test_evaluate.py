@@ -400,7 +400,7 @@ def test_ridge_baseline_matches_the_closed_form(tmp_path):
     from interface4d.train import complete_training_config
 
     data = write_dataset(tmp_path / "r.h5", n=20, nx=3, k=8, task="regress", seed=4)
-    cfg = complete_training_config({"dev_fraction": 0.25, "augment": AUG})
+    cfg = complete_training_config({"regressor": {"dev_fraction": 0.25}, "augment": AUG})
     fitted = baseline.fit(data, "regress", cfg)
     alpha = fitted.info["hyperparameters"]["alpha"]
     assert fitted.info["dev_cells"] and fitted.info["training_cells"] == 15

@@ -388,10 +388,9 @@ def test_the_papers_recipe_trains_every_epoch_and_keeps_the_last(tmp_path):
     training = {
         "ranks": 1,
         "input": "linear",
-        "dev_fraction": 0.0,
         "class_balance": "none",
         "model": SMALL_MODEL,
-        "classifier": {"epochs": 3, "batch_size": 8, **paper},
+        "classifier": {"epochs": 3, "batch_size": 8, "dev_fraction": 0.0, **paper},
     }
     out = tmp_path / "out"
     _run([sys.executable, *_train_args(data, out, training)], tmp_path)

@@ -11,8 +11,9 @@ draws at every dose. A network that does not beat it has not learned what its da
 
 Hyperparameters (PCA components and the inverse regularisation ``C``; the ridge ``alpha``) are
 chosen on the development cells that the network's training holds out
-(:func:`interface4d.datasets.dev_cells`, the same cells), then the model is refitted on all the
-training cells. The validation cells are never seen before the prediction.
+(:func:`interface4d.datasets.dev_cells`, the same cells; a share of ``DEV_FRACTION`` when the
+network carves none), then the model is refitted on all the training cells. The validation
+cells are never seen before the prediction.
 
 scikit-learn, NumPy and h5py only (no TensorFlow).
 """
@@ -33,6 +34,7 @@ REPLICAS = {"classify": 4, "regress": 16}  # augmented draws of each training ex
 PCA_COMPONENTS = (8, 16, 32, 64)
 LOGISTIC_C = (0.01, 0.1, 1.0, 10.0)
 RIDGE_ALPHA = tuple(float(a) for a in np.logspace(-1, 5, 13))
+DEV_FRACTION = 0.2  # development share when the network itself carves none
 
 
 @dataclass
@@ -108,7 +110,8 @@ def fit(dataset_h5: str | Path, task: str, training_cfg: Mapping[str, Any]) -> B
         for c, label in zip(cells, labels, strict=True):
             s = _default_stratum(c)
             strata[c] = s if s or task != "classify" else f"class{int(label)}"
-        fraction = float(training_cfg["dev_fraction"])
+        block = training_cfg["classifier" if task == "classify" else "regressor"]
+        fraction = float(block["dev_fraction"]) or DEV_FRACTION
         dev = dev_cells(sorted(set(cells)), fraction, seed, strata) if fraction > 0 else set()
         on_dev = np.isin(cells, sorted(dev))
         x_all, y_all = _draws(data, rows, replicas, aug, seed, dev=False)

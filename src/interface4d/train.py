@@ -8,7 +8,8 @@ average gradients; horovod#4290 and the project's stack notes).
 
 Semantics
 ---------
-* Development cells: ``training.dev_fraction`` of the training cells (per thickness and kind,
+* Development cells: ``dev_fraction`` (of the network's block) of the training cells (per
+  thickness and kind,
   :func:`interface4d.datasets.dev_cells`) are held out of the gradient steps; every epoch ends
   with their loss and metric, early stopping (``patience``) and model selection (the saved
   network is the epoch with the best development loss) look at them alone. The validation rows
@@ -232,19 +233,14 @@ def _batches(
     batch_size: int,
     augment_kw: dict[str, Any],
     pool: ThreadPoolExecutor,
-    mixup: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Augmented batches (x with a channel axis, y), in the order of ``indices``, the next one
-    prepared in ``pool``; with ``mixup`` > 0 each example is first mixed with the next one of
-    its batch (:func:`mix`)."""
+    prepared in ``pool``."""
     from interface4d.augment import augment_batch
 
     def prepare(chunk: np.ndarray):
         x, y = data.read(chunk)
-        uids = data.train.uids(chunk)
-        if mixup > 0 and len(chunk) > 1:
-            x, y = mix(x, y, uids, mixup, augment_kw["seed"], augment_kw["epoch"])
-        x = augment_batch(x, uids, **augment_kw)
+        x = augment_batch(x, data.train.uids(chunk), **augment_kw)
         return x[..., None], y
 
     chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
@@ -253,26 +249,6 @@ def _batches(
         batch = pending.result()
         pending = pool.submit(prepare, chunks[i + 1]) if i + 1 < len(chunks) else None
         yield batch
-
-
-MIX_STREAM = 5
-
-
-def mix(
-    x: np.ndarray, y: np.ndarray, uids: np.ndarray, alpha: float, seed: int, epoch: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mixup of a regression batch: example ``j`` becomes ``l x_j + (1 - l) x_{j+1}`` (cyclic),
-    its target alike, ``l ~ Beta(alpha, alpha)`` drawn from ``(seed, epoch, uid_j)``."""
-    lam = np.array(
-        [
-            np.random.default_rng([int(seed), MIX_STREAM, int(epoch), int(u)]).beta(alpha, alpha)
-            for u in uids
-        ]
-    )
-    partner = np.roll(np.arange(len(y)), -1)
-    xm = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[partner]
-    ym = lam * y + (1 - lam) * y[partner]
-    return xm.astype(np.float32), ym.astype(y.dtype)
 
 
 # --------------------------------------------------------------------------- TF pieces
@@ -490,7 +466,6 @@ def _fingerprint(task: str, cfg: Mapping[str, Any], ranks: int, dataset_sha: str
         "optimiser": opt,
         "seed": cfg["seed"],
         "input": cfg["input"],
-        "dev_fraction": cfg["dev_fraction"],
         "class_balance": cfg["class_balance"],
         "augment": cfg["augment"],
         "ranks": ranks,
@@ -576,7 +551,7 @@ def train(
 
     if rank == 0 and int(cfg["ranks"]) != size:
         log.warning("training.ranks = %s but running with %d Horovod ranks", cfg["ranks"], size)
-    data = _Data(dataset_h5, task, float(cfg["dev_fraction"]), seed)
+    data = _Data(dataset_h5, task, float(opt_cfg["dev_fraction"]), seed)
     n_fit, n_dev = len(data.fit_indices), len(data.dev_indices)
     global_batch = int(opt_cfg["batch_size"])
     if n_fit < size or global_batch < size:
@@ -647,8 +622,7 @@ def train(
                 "dose_range": aug["dose"],
                 "rotation_deg": aug["rotation_deg"],
             }
-            mixup = float(opt_cfg["mixup"]) if task == "regress" else 0.0
-            for x, y in _batches(data, shard, batch, train_kw, pool, mixup):
+            for x, y in _batches(data, shard, batch, train_kw, pool):
                 loss, msum = train_step(tf.constant(x), tf.constant(y))
                 sums[0] += float(loss) * len(y)
                 sums[1] += float(msum)
