@@ -55,6 +55,12 @@ RECIPES = {
                          "opt": {"patience": 0, "weight_decay": 20.0}},
     "sqrt-sgd-all-lr0.1": {"input": "sqrt", "dev_fraction": 0.0,
                            "opt": {**PAPER, "learning_rate": 0.1}},
+    "sqrt-sgd-all-cosine": {"input": "sqrt", "dev_fraction": 0.0,
+                            "opt": {**PAPER, "schedule": "cosine"}},
+    "sqrt-sgd-all-cosine-lr0.1": {"input": "sqrt", "dev_fraction": 0.0,
+                                  "opt": {**PAPER, "schedule": "cosine", "learning_rate": 0.1}},
+    "sqrt-adam-all-cosine": {"input": "sqrt", "dev_fraction": 0.0,
+                             "opt": {"patience": 0, "schedule": "cosine"}},
     "sqrt-adam-nobalance": {"input": "sqrt", "dev_fraction": 0.2, "class_balance": "none",
                             "opt": {}},  # fmt: skip
 }

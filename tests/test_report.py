@@ -86,6 +86,9 @@ def _check(html: Path, shots: Path, campaign: Path, name: str) -> dict:
     # The campaign description (workflow/report/workflow.rst), rendered with the config.
     assert out["description"].startswith("interface4d campaign tiny: simulated 4D-STEM")
     assert "Oxley et al. 2020" in out["description"]
+    # the headline numbers on the top page, each with its interval and the baseline's
+    assert "linear baseline" in out["description"] and "95 % Wilson" in out["description"]
+    assert "ridge baseline" in out["description"]
 
     # The navigation lists every category the report holds, the expected ones among them.
     assert sorted(out["categories"]) == sorted(out["report_categories"])

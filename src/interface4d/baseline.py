@@ -78,6 +78,28 @@ def _make(task: str, param: tuple, weights: str):
     return make_pipeline(StandardScaler(), Ridge(alpha=param[0]))
 
 
+def _dev_predictions(task, grid, balance, f_fit, y_fit, f_dev):
+    """(param, development predictions) for every grid point. The classifier's standardisation
+    and PCA are fitted once, with the most components, and each grid point takes the leading
+    ``n`` of them (what a PCA of ``n`` components gives: the full SVD's leading vectors)."""
+    if task != "classify":
+        for param in grid:
+            yield param, _make(task, param, balance).fit(f_fit, y_fit).predict(f_dev)
+        return
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(f_fit)
+    pca = PCA(n_components=max(n for n, _ in grid), svd_solver="full").fit(scaler.transform(f_fit))
+    z_fit, z_dev = pca.transform(scaler.transform(f_fit)), pca.transform(scaler.transform(f_dev))
+    for n, c in grid:
+        m = LogisticRegression(
+            C=c, max_iter=5000, class_weight="balanced" if balance == "weights" else None
+        ).fit(z_fit[:, :n], y_fit)
+        yield (n, c), m.predict_proba(z_dev[:, :n])[:, 1]
+
+
 def _draws(
     data, rows: np.ndarray, replicas: int, augment: Mapping[str, Any], seed: int, dev: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -129,15 +151,16 @@ def fit(dataset_h5: str | Path, task: str, training_cfg: Mapping[str, Any]) -> B
     scores = []
     if len(y_dev) and fit_mask.any():
         f_dev = features(x_dev, kind)
-        for param in grid:
-            m = _make(task, param, balance).fit(f_all[fit_mask], y_all[fit_mask])
+        for _param, dev_out in _dev_predictions(
+            task, grid, balance, f_all[fit_mask], y_all[fit_mask], f_dev
+        ):
             if task == "classify":
-                p = m.predict_proba(f_dev)[:, 1]
+                p = dev_out
                 score = balanced_accuracy(y_dev.astype(np.int64), (p > 0.5).astype(np.int64))
                 loss = -np.mean(np.log(np.clip(np.where(y_dev == 1, p, 1 - p), 1e-7, 1)))
                 scores.append((-score, loss))
             else:
-                scores.append((float(np.mean(np.abs(m.predict(f_dev) - y_dev))),))
+                scores.append((float(np.mean(np.abs(dev_out - y_dev))),))
         best = grid[int(np.argmin([s[0] * 1e6 + (s[1] if len(s) > 1 else 0) for s in scores]))]
         chosen = "the best development score"
     else:

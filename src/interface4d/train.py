@@ -474,11 +474,16 @@ def _fingerprint(task: str, cfg: Mapping[str, Any], ranks: int, dataset_sha: str
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def make_optimizer(opt_cfg: Mapping[str, Any]):
-    """The configured optimiser (Adam, or SGD with momentum: the paper's) for the global batch."""
+def make_optimizer(opt_cfg: Mapping[str, Any], steps_per_epoch: int = 1):
+    """The configured optimiser (Adam, or SGD with momentum: the paper's) for the global batch;
+    a cosine schedule decays the rate to 0 over ``epochs * steps_per_epoch`` steps."""
     import keras
 
     lr = float(opt_cfg["learning_rate"])
+    if opt_cfg.get("schedule", "constant") == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=max(1, int(opt_cfg["epochs"]) * int(steps_per_epoch))
+        )
     decay = float(opt_cfg.get("weight_decay", 0.0)) or None
     if opt_cfg["optimizer"] == "sgd":
         return keras.optimizers.SGD(
@@ -588,7 +593,8 @@ def train(
         input_std=input_std,
         input_transform=cfg["input"],
     )
-    optimizer = make_optimizer(opt_cfg)
+    per_rank = (n_fit // size) // batch + bool((n_fit // size) % batch)
+    optimizer = make_optimizer(opt_cfg, steps_per_epoch=per_rank)
     optimizer.build(model.trainable_variables)
 
     epochs, patience = int(opt_cfg["epochs"]), int(opt_cfg["patience"])
