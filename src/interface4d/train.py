@@ -33,7 +33,8 @@ Semantics
 * Dropout seeds are reset at the start of every epoch from (seed, epoch, rank), so a resumed run
   replays the same masks as an uninterrupted one.
 * A checkpoint (``ckpt-epochNNNN.npz``: weights, optimizer state, the best epoch's weights,
-  epoch, history, fingerprint) is written atomically by rank 0 after every epoch; a start
+  epoch, history, fingerprint) is written atomically by rank 0 every ``epochs // 30`` epochs
+  (every epoch in runs under 60) and at the last; a start
   resumes from the latest one whose fingerprint (task, model, optimiser except ``epochs``,
   seeds, input, development share, class balance, augmentation, ranks, dataset sha256) matches
   and whose epoch is <= ``epochs``; rank 0 loads it and broadcasts. Other checkpoints are
@@ -77,6 +78,7 @@ METRIC = {"classify": "accuracy", "regress": "mae"}
 OPTIMISER_BLOCK = {"classify": "classifier", "regress": "regressor"}
 CKPT_PREFIX = "ckpt-epoch"
 CKPT_KEEP = 2
+CKPT_PER_RUN = 30  # checkpoints every epochs // 30 epochs (every epoch for runs under 60)
 SHUFFLE_STREAM = 2
 STATS_STREAM = 4
 STATS_EXAMPLES = 512
@@ -608,6 +610,7 @@ def train(
     if best is None:
         best = [v.numpy() for v in model.trainable_variables]
 
+    ckpt_every = max(1, epochs // CKPT_PER_RUN)
     train_step = make_train_step(model, optimizer, task, average_gradients, weights)
     eval_step = make_eval_step(model, task, weights)
     metric = METRIC[task]
@@ -662,7 +665,8 @@ def train(
             timing.append(
                 {"epoch": epoch + 1, "train_s": t_train, "epoch_s": t_epoch, "samples_per_s": speed}
             )
-            if rank == 0:
+            last = state["stopped"] or epoch + 1 == epochs
+            if rank == 0 and (last or (epoch + 1) % ckpt_every == 0):
                 save_checkpoint(
                     checkpoint_dir, epoch + 1, model, optimizer, history, fingerprint, best, state
                 )
