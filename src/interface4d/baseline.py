@@ -35,6 +35,7 @@ PCA_COMPONENTS = (8, 16, 32, 64)
 LOGISTIC_C = (0.01, 0.1, 1.0, 10.0)
 RIDGE_ALPHA = tuple(float(a) for a in np.logspace(-1, 5, 13))
 DEV_FRACTION = 0.2  # development share when the network itself carves none
+MAX_DRAWS = 8000  # augmented training examples at most (a seeded subset of larger campaigns)
 
 
 @dataclass
@@ -117,7 +118,7 @@ def _draws(
 def fit(dataset_h5: str | Path, task: str, training_cfg: Mapping[str, Any]) -> Baseline:
     """Fit the baseline of ``task`` ('classify' or 'regress') on the training cells of
     ``dataset_h5``; ``training_cfg`` is the campaign's training block (defaults filled)."""
-    from interface4d.datasets import H5Examples, _default_stratum, dev_cells
+    from interface4d.datasets import H5Examples, cell_strata, dev_cells
     from interface4d.metrics import balanced_accuracy
 
     seed, aug = int(training_cfg["seed"]), training_cfg["augment"]
@@ -127,15 +128,17 @@ def fit(dataset_h5: str | Path, task: str, training_cfg: Mapping[str, Any]) -> B
     with H5Examples(dataset_h5, "train") as data:
         rows = data.indices
         cells = data.cells[rows]
-        _, labels = data.batch(rows)
-        strata = {}
-        for c, label in zip(cells, labels, strict=True):
-            s = _default_stratum(c)
-            strata[c] = s if s or task != "classify" else f"class{int(label)}"
+        strata = cell_strata(cells, data.targets(rows) if task == "classify" else None)
         block = training_cfg["classifier" if task == "classify" else "regressor"]
         fraction = float(block["dev_fraction"]) or DEV_FRACTION
         dev = dev_cells(sorted(set(cells)), fraction, seed, strata) if fraction > 0 else set()
         on_dev = np.isin(cells, sorted(dev))
+        n_all = len(rows)
+        if len(rows) * replicas > MAX_DRAWS:  # a paper-scale campaign: a seeded subset
+            keep = np.random.default_rng([seed, 6]).random(len(rows)) < MAX_DRAWS / (
+                len(rows) * replicas
+            )
+            rows, cells, on_dev = rows[keep], cells[keep], on_dev[keep]
         x_all, y_all = _draws(data, rows, replicas, aug, seed, dev=False)
         x_dev, y_dev = _draws(data, rows[on_dev], 1, aug, seed, dev=True)
     f_all = features(x_all, kind)
@@ -182,6 +185,7 @@ def fit(dataset_h5: str | Path, task: str, training_cfg: Mapping[str, Any]) -> B
         ],
         "training_cells": int(len(set(cells))),
         "training_examples": int(len(rows)),
+        "training_examples_available": int(n_all),
         "augmented_draws_per_example": replicas,
     }
     return Baseline(task, model, kind, info)

@@ -126,6 +126,18 @@ def example_uid(cell: str, line: int) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
+def cell_strata(cells: Sequence[str], labels: Sequence[int] | None = None) -> dict[str, str]:
+    """The stratum of each cell (:func:`assign_split`): kind and thickness from its id. Ids that
+    are not cell ids (synthetic sets) share one stratum, or, given each example's class label
+    (``labels``, parallel to ``cells``), take their class."""
+    out = {c: _default_stratum(c) for c in cells}
+    if labels is not None:
+        for c, label in zip(cells, labels, strict=True):
+            if out[c] == "" or out[c].startswith("class"):
+                out[c] = f"class{int(label)}"
+    return out
+
+
 DEV_STREAM = "dev"
 
 
@@ -458,6 +470,14 @@ class H5Examples:
             raise IndexError(f"rows {idx.min()}..{idx.max()} outside 0..{self.n_rows - 1}")
         rows, inverse = np.unique(idx, return_inverse=True)  # h5py wants sorted unique rows
         return self._x[rows][inverse], self._y[rows][inverse]
+
+    def targets(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
+        """``y`` of rows ``idx`` (the patterns are not read)."""
+        idx = np.asarray(idx, dtype=np.int64).ravel()
+        if idx.size == 0:
+            return np.empty((0,), self._y.dtype)
+        rows, inverse = np.unique(idx, return_inverse=True)
+        return self._y[rows][inverse]
 
     @property
     def cells(self) -> np.ndarray:

@@ -122,7 +122,7 @@ class _Data:
     file. The validation rows are not read."""
 
     def __init__(self, path: str | Path, task: str, dev_fraction: float, seed: int):
-        from interface4d.datasets import H5Examples, dev_cells
+        from interface4d.datasets import H5Examples, cell_strata, dev_cells
 
         self.path = Path(path)
         self.task = task
@@ -135,7 +135,8 @@ class _Data:
         cells = self.train.cells[rows]
         self.dev_cells: list[str] = []
         if dev_fraction > 0:
-            strata = self._strata(rows, cells)
+            labels = self.train.targets(rows) if task == "classify" else None
+            strata = cell_strata(cells, labels)
             self.dev_cells = sorted(dev_cells(sorted(set(cells)), dev_fraction, seed, strata))
         on_dev = np.isin(cells, self.dev_cells)
         self.fit_indices = self._by_uid(rows[~on_dev])
@@ -144,19 +145,6 @@ class _Data:
 
     def _by_uid(self, rows: np.ndarray) -> np.ndarray:
         return rows[np.argsort(self.train.uids(rows), kind="stable")]
-
-    def _strata(self, rows: np.ndarray, cells: np.ndarray) -> dict[str, str]:
-        """Kind and thickness of each cell from its id; for ids that are not cell ids (synthetic
-        sets), the class of a classifier's cell."""
-        from interface4d.datasets import _default_stratum
-
-        out = {c: _default_stratum(c) for c in set(cells)}
-        if self.task == "classify" and any(v == "" for v in out.values()):
-            _, y = self.train.batch(rows)
-            for c, label in zip(cells, y, strict=True):
-                if out[c] in ("", f"class{int(label)}"):
-                    out[c] = f"class{int(label)}"
-        return out
 
     def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, y = self.train.batch(indices)
@@ -169,7 +157,7 @@ class _Data:
         return np.asarray(x, dtype=np.float32), y
 
     def labels(self, indices: np.ndarray) -> np.ndarray:
-        return self.read(indices)[1] if len(indices) else np.empty((0,), np.int32)
+        return self.train.targets(indices).astype(np.int32)
 
     def close(self) -> None:
         self.train.close()
@@ -603,9 +591,7 @@ def train(
     start_epoch, history, best, state = _resume(
         checkpoint_dir, fingerprint, epochs, model, optimizer, rank
     )
-    start_epoch, history, state, best = hvd.broadcast_object(
-        (start_epoch, history, state, best), 0
-    )
+    start_epoch, history, state, best = hvd.broadcast_object((start_epoch, history, state, best), 0)
     broadcast_state(model, optimizer, 0)
     if best is None:
         best = [v.numpy() for v in model.trainable_variables]
