@@ -314,9 +314,27 @@ HELD_OUT = {"step": "t40/step-d3", "diffusion": "t40/diffusion-ti0.35-s7"}
 TRAINING = {
     "ranks": 1,
     "seed": 0,
+    "input": "linear",
+    "class_balance": "none",
     "model": {"filters": [8], "kernel_size": 3, "dense": [32, 16], "dropout": 0.15},
-    "classifier": {"epochs": 60, "batch_size": 8},
-    "regressor": {"epochs": 100, "batch_size": 2},
+    # SGD on every training cell (these sets are too small to spare development cells)
+    "classifier": {
+        "optimizer": "sgd",
+        "learning_rate": 0.01,
+        "momentum": 0.9,
+        "epochs": 60,
+        "batch_size": 8,
+        "dev_fraction": 0.0,
+        "patience": 0,
+    },
+    "regressor": {
+        "optimizer": "sgd",
+        "learning_rate": 0.02,
+        "epochs": 100,
+        "batch_size": 2,
+        "dev_fraction": 0.0,
+        "patience": 0,
+    },
     "augment": {"dose": [1.0e4, 1.0e5], "rotation_deg": 0.5, "val_seed": 1},
 }
 

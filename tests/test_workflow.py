@@ -123,7 +123,7 @@ def test_imbalanced_campaign_weighs_the_classes_and_reports_balanced_accuracy(tm
     cfg = tiny()
     cfg["grid"]["seeds"] = [1, 2, 3]  # 6 intermixed vs 2 step cells per thickness
     write_config(wd / "imbalanced.yaml", cfg)
-    snakemake(wd, "--configfile", "imbalanced.yaml", "results/metrics/classifier.json")
+    snakemake(wd, "results/metrics/classifier.json", "--configfile", "imbalanced.yaml")
     res = wd / "results"
     man = pd.read_csv(res / "datasets/classify.csv")
     prov = json.loads((res / "models/classifier_provenance.json").read_text())

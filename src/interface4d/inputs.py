@@ -35,12 +35,19 @@ def transform(x: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"input transform must be one of {TRANSFORMS}, not {kind!r}")
 
 
-def voxel_statistics(x: np.ndarray, floor: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """Per-voxel mean and std of transformed examples ``x`` (N, ...), the std floored at
-    ``floor`` times its mean over the voxels (so that a voxel that never varies, such as a dark
-    corner, is not blown up)."""
+def voxel_statistics(
+    x: np.ndarray, kind: str = "sqrt", floor: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-voxel mean and std of transformed examples ``x`` (N, ...). For ``sqrt`` and ``log``
+    the std is per voxel, floored at ``floor`` times its mean over the voxels (a voxel that never
+    varies, such as a dark corner, is not blown up); for ``linear`` (the paper's input) it is one
+    scalar, the root of the per-voxel variance averaged over the voxels, so that the bright
+    field keeps its weight."""
     x = np.asarray(x, dtype=np.float64)
     mean = x.mean(axis=0)
+    if kind == "linear":
+        std = np.full(mean.shape, np.sqrt(x.var(axis=0).mean()) or 1.0)
+        return mean.astype(np.float32), std.astype(np.float32)
     std = x.std(axis=0)
     scale = float(std.mean()) or 1.0
     std = np.maximum(std, floor * scale)

@@ -206,7 +206,7 @@ def input_statistics(
             rotation_deg=augment["rotation_deg"],
         )
         parts.append(transform(x, transform_kind))
-    mean, std = voxel_statistics(np.concatenate(parts))
+    mean, std = voxel_statistics(np.concatenate(parts), transform_kind)
     return mean, std, len(idx)
 
 
@@ -721,7 +721,8 @@ def train(
             },
             "input": {
                 "transform": cfg["input"],
-                "standardisation": "per voxel, transformed augmented training examples",
+                "standardisation": "transformed augmented training examples: per voxel (sqrt, log)"
+                " or one scalar std (linear)",
                 "examples": stats_n,
             },
             "class_weights": [float(w) for w in weights],
