@@ -53,6 +53,7 @@ import csv
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -639,6 +640,11 @@ def train(
                 "dev_loss": tot[3] / tot[5] if tot[5] else nan,
                 f"dev_{metric}": tot[4] / tot[5] if tot[5] else nan,
             }
+            if not math.isfinite(rec["loss"]):
+                raise FloatingPointError(
+                    f"{dataset_h5}: the training loss is {rec['loss']} at epoch {epoch + 1}: "
+                    f"{task} diverged (lower training.{OPTIMISER_BLOCK[task]}.learning_rate)"
+                )
             history.append(rec)
             # model selection: the best development loss (without development cells, the last)
             score = rec["dev_loss"] if tot[5] else -float(epoch)
