@@ -342,7 +342,7 @@ def test_split_rule_keeps_both_sides_of_small_strata():
     # a stratum of one cell cannot be on both sides: left where its hash puts it
     u = split_hash(0, "t40/step-d3")
     assert assign_split(["t40/step-d3"], 0.5, 0)["t40/step-d3"] == ("val" if u < 0.5 else "train")
-    # 16 step depths of one thickness at 0.25: four held out (the demo's), 19 give five
+    # 16 step depths of one thickness at 0.25: four held out; 19 (the demo's) give five
     for n, held in ((16, 4), (19, 5)):
         steps = [f"t100/step-d{d}" for d in range(1, n + 1)]
         assert sum(v == "val" for v in assign_split(steps, 0.25, 0).values()) == held
