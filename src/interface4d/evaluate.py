@@ -731,10 +731,6 @@ def _regression_rows(
 # --------------------------------------------------------------------------- summary
 
 
-def _ci(x: Sequence[float] | None) -> str:
-    return f"[{x[0]:.3f}, {x[1]:.3f}]" if x else "[n/a]"
-
-
 def detectability(
     classifier_predictions: str | Path, regression_predictions: str | Path | None
 ) -> pd.DataFrame:
