@@ -398,3 +398,72 @@ def test_the_papers_recipe_trains_every_epoch_and_keeps_the_last(tmp_path):
     assert prov["optimiser"]["name"] == "sgd" and prov["dataset"]["n_dev"] == 0
     assert prov["final"]["best_epoch"] == 3 and prov["class_weights"] == [1.0, 1.0]
     assert len(read_history_csv(out / "history.csv")) == 3
+
+
+def test_each_member_of_an_ensemble_gets_the_gradient_of_its_own_loss():
+    import keras
+    import tensorflow as tf
+
+    from interface4d.model import build_model, members_view
+    from interface4d.train import loss_and_metric_fns
+
+    keras.utils.set_random_seed(0)
+    model = build_model((3, 8, 8), "regress", [2], 3, [4, 4], 0.0, members=2)
+    net, k = members_view(model)
+    x = tf.constant(np.random.default_rng(0).random((5, 3, 8, 8, 1), np.float32))
+    y = tf.constant(np.linspace(0.1, 0.9, 5, dtype=np.float32))
+    loss_fn, metric_sum = loss_and_metric_fns("regress", members=k)
+    m0 = [v for v in model.trainable_variables if v.path.startswith("m0_")]
+    with tf.GradientTape() as tape:
+        both = loss_fn(y, net(x)) * k  # what a training step differentiates
+    g_both = tape.gradient(both, [v.value for v in m0])
+    alone = keras.Model(model.input, model.get_layer("m0_step_fraction").output)
+    with tf.GradientTape() as tape:
+        own = tf.reduce_mean(tf.square(alone(x)[:, 0] - y))
+    g_own = tape.gradient(own, [v.value for v in m0])
+    assert k == 2 and len(m0) == len(model.trainable_variables) // 2
+    for a, b in zip(g_both, g_own, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-8)
+    # the saved model answers with the members' mean; the metric scores that mean
+    members = net(x).numpy()
+    np.testing.assert_allclose(model(x).numpy()[:, 0], members.mean(axis=1), rtol=1e-6)
+    assert not np.allclose(members[:, 0], members[:, 1])
+    mae = float(metric_sum(y, net(x))) / 5
+    assert mae == pytest.approx(float(np.mean(np.abs(members.mean(axis=1) - y.numpy()))))
+
+
+@pytest.mark.slow
+def test_an_ensemble_trains_and_saves_as_one_model(tmp_path):
+    from interface4d.model import load, members_view
+
+    data = write_dataset(tmp_path / "d.h5", n=32, nx=4, k=12, seed=3)
+    training = {"ranks": 1, "model": SMALL_MODEL,
+                "classifier": {"epochs": 2, "batch_size": 8, "members": 3}}  # fmt: skip
+    out = tmp_path / "out"
+    _run([sys.executable, *_train_args(data, out, training)], tmp_path)
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["optimiser"]["members"] == 3
+    model = load(out / "model.keras")
+    net, k = members_view(model)
+    x = np.random.default_rng(1).random((4, 4, 12, 12, 1)).astype(np.float32) * 0.01
+    probs = net(x).numpy().reshape(4, 3, 2)
+    assert k == 3
+    np.testing.assert_allclose(model(x).numpy(), probs.mean(axis=1), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_gradient_clipping_keeps_a_large_sgd_rate_from_diverging(tmp_path):
+    data = write_dataset(tmp_path / "d.h5", n=24, nx=4, k=12, task="regress", seed=4)
+    sgd = {"optimizer": "sgd", "learning_rate": 50.0, "epochs": 3, "batch_size": 4,
+           "dev_fraction": 0.0, "patience": 0}  # fmt: skip
+    outs = {}
+    for clip in (0.0, 0.5):
+        training = {"ranks": 1, "model": SMALL_MODEL, "regressor": {**sgd, "clip_norm": clip}}
+        out = tmp_path / f"clip{clip}"
+        args = _train_args(data, out, training)
+        args[args.index("classify")] = "regress"
+        outs[clip] = _run([sys.executable, *args], tmp_path, check=False)
+    assert outs[0.0].returncode != 0 and "diverged" in outs[0.0].stderr
+    assert outs[0.5].returncode == 0, outs[0.5].stderr[-2000:]
+    prov = json.loads((tmp_path / "clip0.5" / "provenance.json").read_text())
+    assert np.isfinite(prov["final"]["loss"])

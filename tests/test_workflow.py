@@ -357,3 +357,21 @@ def test_paper_scale_campaign_plans_over_14000_cells(tmp_path):
     out = proc.stdout + proc.stderr
     row = next(line for line in out.splitlines() if line.startswith("simulate "))
     assert int(row.split()[1]) >= 14000
+
+
+def test_each_network_trains_on_its_own_number_of_ranks(done):
+    cfg = tiny()
+    cfg["training"]["ranks"] = 2
+    cfg["training"]["regressor"]["ranks"] = 1
+    write_config(done / "ranks.yaml", cfg)
+    models = ["results/models/classifier.keras", "results/models/regressor_t40.keras"]
+    proc = snakemake(done, "-n", "-p", "--forceall", *models, "--configfile", "ranks.yaml")
+    cmds = [
+        ln.split("Shell command:")[-1].strip()
+        for ln in proc.stdout.splitlines()
+        if " interface4d train " in ln
+    ]
+    (cls,) = [c for c in cmds if "--task classify" in c]
+    (reg,) = [c for c in cmds if "--task regress" in c]
+    assert cls.startswith("horovodrun -np 2 -H localhost:2 --gloo interface4d train"), cls
+    assert reg.startswith("interface4d train"), reg

@@ -30,6 +30,7 @@ import keras
 from interface4d.inputs import LOG_FLOOR, TRANSFORMS
 
 TASKS = ("classify", "regress")
+HEADS = {"classify": "class_probs", "regress": "step_fraction"}
 
 
 @keras.saving.register_keras_serializable(package="interface4d")
@@ -71,6 +72,7 @@ def build_model(
     input_mean=None,
     input_std=None,
     input_transform: str = "linear",
+    members: int = 1,
 ):
     """Build (not compile) the 3D CNN.
 
@@ -79,6 +81,9 @@ def build_model(
     where along the scan line a feature sits); ``None`` uses ``GlobalAveragePooling3D`` instead.
     ``input_transform``: the per-pixel transform (module doc); ``input_mean`` and ``input_std``
     (per voxel (nx, k, k), or the std as one scalar) standardise the transformed input.
+    ``members > 1``: that many networks of the same shape side by side on the standardised
+    input (layers ``m<k>_*``), the output their mean (an ensemble in one model file; training
+    fits each member to the targets on its own, see :func:`members_view`).
     """
     import numpy as np
 
@@ -93,6 +98,8 @@ def build_model(
         raise ValueError(f"dense must list two layer widths, not {list(dense)}")
     if not filters:
         raise ValueError("filters must list at least one Conv3D layer")
+    if int(members) < 1:
+        raise ValueError(f"members must be >= 1, not {members}")
 
     inputs = keras.Input(shape=shape, name="cbed_stack")
     h = inputs
@@ -114,20 +121,46 @@ def build_model(
         )(h)
     else:
         h = keras.layers.Rescaling(float(shape[1] * shape[2]), name="pixel_scale")(h)
+    head, members = HEADS[task], int(members)
+    if members == 1:
+        outputs = _member(h, "", task, filters, kernel_size, dense, dropout, pool_size)
+    else:
+        heads = [
+            _member(h, f"m{k}_", task, filters, kernel_size, dense, dropout, pool_size)
+            for k in range(members)
+        ]
+        outputs = keras.layers.Average(name=head)(heads)
+    return keras.Model(inputs, outputs, name=f"cnn3d_{task}")
+
+
+def _member(h, prefix: str, task: str, filters, kernel_size, dense, dropout, pool_size):
+    """One network of the paper's family on the (standardised) input tensor ``h``."""
     for i, f in enumerate(filters):
         h = keras.layers.Conv3D(
-            int(f), int(kernel_size), padding="same", activation="relu", name=f"conv{i}"
+            int(f), int(kernel_size), padding="same", activation="relu", name=f"{prefix}conv{i}"
         )(h)
-        h = keras.layers.Dropout(float(dropout), name=f"dropout{i}")(h)
+        h = keras.layers.Dropout(float(dropout), name=f"{prefix}dropout{i}")(h)
     if pool_size is None:
-        h = keras.layers.GlobalAveragePooling3D(name="avg_pool")(h)
+        h = keras.layers.GlobalAveragePooling3D(name=f"{prefix}avg_pool")(h)
     else:
-        h = keras.layers.AveragePooling3D(tuple(pool_size), padding="same", name="avg_pool")(h)
-        h = keras.layers.Flatten(name="flatten")(h)
+        h = keras.layers.AveragePooling3D(
+            tuple(pool_size), padding="same", name=f"{prefix}avg_pool"
+        )(h)
+        h = keras.layers.Flatten(name=f"{prefix}flatten")(h)
     for i, width in enumerate(dense):
-        h = keras.layers.Dense(int(width), activation="relu", name=f"dense{i}")(h)
+        h = keras.layers.Dense(int(width), activation="relu", name=f"{prefix}dense{i}")(h)
     if task == "classify":
-        outputs = keras.layers.Dense(2, activation="softmax", name="class_probs")(h)
-    else:
-        outputs = keras.layers.Dense(1, activation="linear", name="step_fraction")(h)
-    return keras.Model(inputs, outputs, name=f"cnn3d_{task}")
+        return keras.layers.Dense(2, activation="softmax", name=f"{prefix}{HEADS[task]}")(h)
+    return keras.layers.Dense(1, activation="linear", name=f"{prefix}{HEADS[task]}")(h)
+
+
+def members_view(model):
+    """``(model_of_members, K)``: a model sharing ``model``'s layers whose output concatenates
+    its ``K`` members' outputs ((batch, K) for a regressor, (batch, 2K) for a classifier), which
+    training fits one by one; ``model`` itself outputs their mean. A single network: itself, 1."""
+    task = "classify" if model.name.endswith("classify") else "regress"
+    heads = [layer for layer in model.layers if layer.name.endswith(f"_{HEADS[task]}")]
+    if not heads:
+        return model, 1
+    cat = keras.layers.Concatenate(name="members")([layer.output for layer in heads])
+    return keras.Model(model.input, cat, name=f"{model.name}_members"), len(heads)

@@ -245,31 +245,42 @@ def _batches(
 # --------------------------------------------------------------------------- TF pieces
 
 
-def loss_and_metric_fns(task: str, weights: Sequence[float] = (1.0, 1.0)):
+def loss_and_metric_fns(task: str, weights: Sequence[float] = (1.0, 1.0), members: int = 1):
     """(mean loss, per-batch metric sum) as TF functions of (y, prediction); the classifier's
-    cross-entropy weighs class ``c`` by ``weights[c]``."""
+    cross-entropy weighs class ``c`` by ``weights[c]``.
+
+    The prediction holds ``members`` networks' outputs side by side ((batch, K) or (batch, 2K),
+    :func:`interface4d.model.members_view`): the loss is the mean of the members' own losses
+    (each member fits the targets on its own), the metric that of their mean output (the
+    ensemble's prediction, what the saved model outputs).
+    """
     import tensorflow as tf
 
+    k = int(members)
     if task == "classify":
         w = tf.constant(np.asarray(weights, np.float32))
 
         def loss_fn(y, pred):
             y = tf.cast(y, tf.int32)
+            probs = tf.reshape(pred, (-1, k, 2))
             eps = tf.constant(1e-7, pred.dtype)
-            p = tf.gather(tf.clip_by_value(pred, eps, 1.0 - eps), y, axis=1, batch_dims=1)
-            return -tf.reduce_mean(tf.gather(w, y) * tf.math.log(p))
+            yk = tf.repeat(y[:, None], k, axis=1)
+            p = tf.gather(tf.clip_by_value(probs, eps, 1.0 - eps), yk, axis=2, batch_dims=2)
+            return -tf.reduce_mean(tf.gather(w, y)[:, None] * tf.math.log(p))
 
         def metric_sum(y, pred):
-            hit = tf.equal(tf.argmax(pred, axis=1, output_type=tf.int32), tf.cast(y, tf.int32))
+            mean = tf.reduce_mean(tf.reshape(pred, (-1, k, 2)), axis=1)
+            hit = tf.equal(tf.argmax(mean, axis=1, output_type=tf.int32), tf.cast(y, tf.int32))
             return tf.reduce_sum(tf.cast(hit, tf.float32))
 
     elif task == "regress":
 
         def loss_fn(y, pred):
-            return tf.reduce_mean(tf.square(pred[:, 0] - tf.cast(y, pred.dtype)))
+            return tf.reduce_mean(tf.square(pred - tf.cast(y, pred.dtype)[:, None]))
 
         def metric_sum(y, pred):
-            return tf.reduce_sum(tf.abs(pred[:, 0] - tf.cast(y, pred.dtype)))
+            mean = tf.reduce_mean(pred, axis=1)
+            return tf.reduce_sum(tf.abs(mean - tf.cast(y, pred.dtype)))
 
     else:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
@@ -279,28 +290,34 @@ def loss_and_metric_fns(task: str, weights: Sequence[float] = (1.0, 1.0)):
 def make_train_step(
     model, optimizer, task: str, average_gradients: bool = True, weights=(1.0, 1.0)
 ):
-    """A ``tf.function`` SGD step: ``step(x, y) -> (mean loss, metric sum)``.
+    """A ``tf.function`` SGD step: ``step(x, y) -> (mean loss, metric sum, gradient norm)`` (the
+    global L2 norm before any clipping).
 
     With ``average_gradients`` the tape is a ``hvd.DistributedGradientTape`` (gradients averaged
     over the ranks); ``False`` is the test-only switch that turns the averaging off, so that the
     tests can show they detect it. The tape's sources are the underlying ``tf.Variable``s
-    (``v.value``), the gradients are applied to the Keras variables (Keras 3 + Horovod).
+    (``v.value``), the gradients are applied to the Keras variables (Keras 3 + Horovod). An
+    ensemble's members each get the gradient of their own loss (the sum of the members' losses).
     """
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
-    loss_fn, metric_sum = loss_and_metric_fns(task, weights)
+    from interface4d.model import members_view
+
+    net, k = members_view(model)
+    loss_fn, metric_sum = loss_and_metric_fns(task, weights, k)
 
     @tf.function(reduce_retracing=True)
     def step(x, y):
         with tf.GradientTape() as tape:
-            pred = model(x, training=True)
+            pred = net(x, training=True)
             loss = loss_fn(y, pred)
+            total = loss * k if k > 1 else loss
         if average_gradients:
             tape = hvd.DistributedGradientTape(tape)
-        grads = tape.gradient(loss, [v.value for v in model.trainable_variables])
+        grads = tape.gradient(total, [v.value for v in model.trainable_variables])
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss, metric_sum(y, pred)
+        return loss, metric_sum(y, pred), tf.linalg.global_norm(grads)
 
     return step
 
@@ -309,11 +326,14 @@ def make_eval_step(model, task: str, weights=(1.0, 1.0)):
     """``evaluate(x, y) -> (loss sum, metric sum)`` without dropout."""
     import tensorflow as tf
 
-    loss_fn, metric_sum = loss_and_metric_fns(task, weights)
+    from interface4d.model import members_view
+
+    net, k = members_view(model)
+    loss_fn, metric_sum = loss_and_metric_fns(task, weights, k)
 
     @tf.function(reduce_retracing=True)
     def evaluate(x, y):
-        pred = model(x, training=False)
+        pred = net(x, training=False)
         n = tf.cast(tf.shape(x)[0], tf.float32)
         return loss_fn(y, pred) * n, metric_sum(y, pred)
 
@@ -476,11 +496,15 @@ def make_optimizer(opt_cfg: Mapping[str, Any], steps_per_epoch: int = 1):
             lr, decay_steps=max(1, int(opt_cfg["epochs"]) * int(steps_per_epoch))
         )
     decay = float(opt_cfg.get("weight_decay", 0.0)) or None
+    clip = float(opt_cfg.get("clip_norm", 0.0)) or None
     if opt_cfg["optimizer"] == "sgd":
         return keras.optimizers.SGD(
-            learning_rate=lr, momentum=float(opt_cfg["momentum"]), weight_decay=decay
+            learning_rate=lr,
+            momentum=float(opt_cfg["momentum"]),
+            weight_decay=decay,
+            global_clipnorm=clip,
         )
-    return keras.optimizers.Adam(learning_rate=lr, weight_decay=decay)
+    return keras.optimizers.Adam(learning_rate=lr, weight_decay=decay, global_clipnorm=clip)
 
 
 # --------------------------------------------------------------------------- training
@@ -545,8 +569,9 @@ def train(
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
-    if rank == 0 and int(cfg["ranks"]) != size:
-        log.warning("training.ranks = %s but running with %d Horovod ranks", cfg["ranks"], size)
+    want = opt_cfg.get("ranks") or cfg["ranks"]
+    if rank == 0 and int(want) != size:
+        log.warning("training ranks = %s but running with %d Horovod ranks", want, size)
     data = _Data(dataset_h5, task, float(opt_cfg["dev_fraction"]), seed)
     n_fit, n_dev = len(data.fit_indices), len(data.dev_indices)
     global_batch = int(opt_cfg["batch_size"])
@@ -583,6 +608,7 @@ def train(
         input_mean=input_mean,
         input_std=input_std,
         input_transform=cfg["input"],
+        members=int(opt_cfg["members"]),
     )
     per_rank = (n_fit // size) // batch + bool((n_fit // size) % batch)
     optimizer = make_optimizer(opt_cfg, steps_per_epoch=per_rank)
@@ -611,6 +637,7 @@ def train(
             reseed_dropout(model, seed, epoch, rank)
             shard = shard_indices(data.fit_indices, seed, epoch, rank, size)
             sums = np.zeros(6, dtype=np.float64)  # train loss, metric, n; dev loss, metric, n
+            grad_max = 0.0
             train_kw = {
                 "split": "train",
                 "seed": seed,
@@ -619,7 +646,8 @@ def train(
                 "rotation_deg": aug["rotation_deg"],
             }
             for x, y in _batches(data, shard, batch, train_kw, pool):
-                loss, msum = train_step(tf.constant(x), tf.constant(y))
+                loss, msum, gnorm = train_step(tf.constant(x), tf.constant(y))
+                grad_max = max(grad_max, float(gnorm))
                 sums[0] += float(loss) * len(y)
                 sums[1] += float(msum)
                 sums[2] += len(y)
@@ -655,7 +683,13 @@ def train(
                 state["stopped"] = True
             speed = tot[2] / t_train if t_train > 0 else nan
             timing.append(
-                {"epoch": epoch + 1, "train_s": t_train, "epoch_s": t_epoch, "samples_per_s": speed}
+                {
+                    "epoch": epoch + 1,
+                    "train_s": t_train,
+                    "epoch_s": t_epoch,
+                    "samples_per_s": speed,
+                    "max_grad_norm": grad_max,
+                }
             )
             last = state["stopped"] or epoch + 1 == epochs
             if rank == 0 and (last or (epoch + 1) % ckpt_every == 0):
@@ -664,7 +698,7 @@ def train(
                 )
                 log.info(
                     "epoch %d/%d loss %.4f %s %.4f dev_loss %.4f dev_%s %.4f "
-                    "samples/s %.1f (%d ranks, %.1f s)%s",
+                    "max grad norm %.3g samples/s %.1f (%d ranks, %.1f s)%s",
                     epoch + 1,
                     epochs,
                     rec["loss"],
@@ -673,6 +707,7 @@ def train(
                     rec["dev_loss"],
                     metric,
                     rec[f"dev_{metric}"],
+                    grad_max,
                     speed,
                     size,
                     t_epoch,
@@ -745,6 +780,7 @@ def train(
                 "global_batch_size": batch * size,
                 "batch_size_per_rank": batch,
                 "patience": patience,
+                "members": int(opt_cfg["members"]),
             },
             "selection": "the epoch with the lowest development loss"
             if n_dev

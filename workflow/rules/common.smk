@@ -314,10 +314,16 @@ def card_regress_args(wildcards, input):
     )
 
 
+def network_ranks(network):
+    """Horovod ranks of one network's training job (its own ``ranks``, else training.ranks)."""
+    training = config["training"]
+    return (training.get(network) or {}).get("ranks") or training["ranks"]
+
+
 def launcher(wildcards, threads):
-    """How a training job starts its Horovod ranks: horovodrun here; profiles set jsrun/srun."""
-    ranks = config["training"]["ranks"]
-    return f"horovodrun -np {ranks} -H localhost:{ranks} --gloo" if ranks > 1 else ""
+    """How a training job starts its Horovod ranks (the rule's threads): horovodrun here;
+    profiles set jsrun/srun."""
+    return f"horovodrun -np {threads} -H localhost:{threads} --gloo" if threads > 1 else ""
 
 
 CLASSIFIER_FIGURES = (

@@ -16,7 +16,7 @@ rule train_classifier:
         f"{RESULTS}/benchmarks/train_classifier.tsv"
     conda:
         "../../envs/interface4d.yaml"
-    threads: config["training"]["ranks"]
+    threads: network_ranks("classifier")
     resources:
         launcher=launcher,
     params:
@@ -43,7 +43,7 @@ rule train_regressor:
         f"{RESULTS}/benchmarks/train_regressor/t{{thickness}}.tsv"
     conda:
         "../../envs/interface4d.yaml"
-    threads: config["training"]["ranks"]
+    threads: network_ranks("regressor")
     resources:
         launcher=launcher,
     params:
