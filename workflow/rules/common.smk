@@ -323,7 +323,9 @@ def network_ranks(network):
 def launcher(wildcards, threads):
     """How a training job starts its Horovod ranks (the rule's threads): horovodrun here;
     profiles set jsrun/srun."""
-    return f"horovodrun -np {threads} -H localhost:{threads} --gloo" if threads > 1 else ""
+    return (
+        f"horovodrun -np {threads} -H localhost:{threads} --gloo" if threads > 1 else ""
+    )
 
 
 CLASSIFIER_FIGURES = (
