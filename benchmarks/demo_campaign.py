@@ -35,13 +35,46 @@ from tests.helpers import copy_workflow  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
+def empty_caches() -> None:
+    """Remove the FFTW wisdom folder and abTEM's Numba cache files (a fresh machine has none)."""
+    import abtem  # noqa: F401  (only to find its folder; nothing is compiled by the import)
+
+    shutil.rmtree(Path.home() / ".cache/interface4d/fftw", ignore_errors=True)
+    n = 0
+    for f in Path(abtem.__file__).parent.rglob("__pycache__/*.nb[ic]"):
+        f.unlink()
+        n += 1
+    print(f"emptied FFTW wisdom and {n} Numba cache files")
+
+
+def digests(wd: Path) -> dict:
+    """sha256 of each dataset file and of each trained network's weights: equal between two runs
+    exactly when their simulations (and so everything downstream) are equal."""
+    import hashlib
+
+    out = {}
+    import h5py
+
+    for p in sorted((wd / "results/datasets").glob("*.h5")):
+        with h5py.File(p, "r") as f:
+            out[p.name] = hashlib.sha256(f["x"][()].tobytes()).hexdigest()[:16]
+    for p in sorted((wd / "results/models").glob("*_provenance.json")):
+        out[p.name] = json.loads(p.read_text())["weights"]["sha256"][:16]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--config", default=str(ROOT / "config.yaml"))
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
+    ap.add_argument("--warm-caches", action="store_true",
+                    help="keep FFTW wisdom and abTEM's Numba cache (default: empty them first, "
+                         "as on a fresh machine)")  # fmt: skip
     args = ap.parse_args()
     header("the demo campaign end to end (benchmarks/demo_campaign.py)")
+    if not args.warm_caches:
+        empty_caches()
     wd = Path(tempfile.mkdtemp(prefix="i4d-demo-"))
     copy_workflow(wd, Path(args.config))
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
@@ -88,6 +121,7 @@ def main() -> None:
     if head.exists():
         print("headline numbers (results/metrics/headline.json):")
         print(json.dumps(json.loads(head.read_text()), indent=1)[:4000])
+    print("digests:", json.dumps(digests(wd)))
     if args.keep:
         print(f"kept {wd}")
     else:
