@@ -12,6 +12,9 @@ datasets::
     .venv/bin/python benchmarks/learning_curve.py --results <that folder>/results \\
         [--fractions 0.25,0.5,1] [--tasks classify,regress] [--threads 2] [--out DIR]
 
+(``--tasks classify`` and ``--tasks regress`` may run at once, one thread each, into the same
+``--out``: each writes its rows, the table and figure take all rows found there.)
+
 For each share ``f`` of the training cells (nested: the cells of a smaller share are among those
 of a larger one; per stratum, kind x thickness, at least one cell), the network is trained with
 the demo's recipe (``config.yaml``'s ``training`` block, one rank, in a fresh process) and the
@@ -265,7 +268,12 @@ def main() -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
         (args.out).mkdir(parents=True, exist_ok=True)
-        (args.out / "learning_curve.json").write_text(json.dumps(rows, indent=1))
+        (args.out / f"learning_curve_rows_{args.tasks.replace(',', '_')}.json").write_text(
+            json.dumps(rows, indent=1)
+        )
+    # the table and figure take every run's rows in --out (e.g. classify and regress run at once)
+    rows = [r for p in sorted(args.out.glob("learning_curve_rows_*.json"))
+            for r in json.loads(p.read_text())]  # fmt: skip
     fits = []
     for task, t in sorted({(r["task"], r["thickness"]) for r in rows}, key=str):
         sel = sorted((r for r in rows if r["task"] == task and r["thickness"] == t

@@ -14,6 +14,8 @@ rule train_classifier:
         f"{RESULTS}/logs/train_classifier.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_classifier.tsv"
+    # ready last (it reads every cell) and the widest job: it starts before any other waiting job
+    priority: 1
     conda:
         "../../envs/interface4d.yaml"
     threads: network_ranks("classifier")
