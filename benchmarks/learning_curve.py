@@ -155,6 +155,45 @@ def score(data: Path, task: str, cfg: dict, model_path: Path) -> dict:
     return res
 
 
+def paired_leak(results: Path, work: Path) -> dict | None:
+    """The random-split and the structure-split classifiers (and their baselines) on the same
+    lines: those held out by both splits. The random split's training saw other lines of these
+    cells; the structure split's saw no line of them."""
+    rnd, struct = work / "classify-random-1.h5", work / "classify-structure-1.h5"
+    models = {"random": work / "classify-random-1" / "model.keras",
+              "structure": work / "classify-structure-1" / "model.keras"}  # fmt: skip
+    if not all(p.exists() for p in (rnd, struct, *models.values())):
+        return None
+    from interface4d.evaluate import load_model, network_predictor, predict_split
+    from interface4d.train import complete_training_config
+
+    with h5py.File(rnd, "r") as f:
+        keys_r = {(c, int(ln)) for c, ln, s in zip(f["cell"].asstr()[()], f["line"][()],
+                                                    f["split"][()], strict=True) if s == 1}  # fmt: skip
+    both = work / "classify-both-val.h5"
+    with h5py.File(struct, "r") as f, atomic_h5(both) as g:
+        cells, lines = f["cell"].asstr()[()], f["line"][()]
+        rows = np.flatnonzero([(s == 1) and ((c, int(ln)) in keys_r) for c, ln, s in
+                               zip(cells, lines, f["split"][()], strict=True)])  # fmt: skip
+        g.create_dataset("x", data=f["x"][rows], chunks=(1, *f["x"].shape[1:]))
+        g["y"], g["cell"], g["line"] = f["y"][()][rows], f["cell"][()][rows], f["line"][()][rows]
+        g["split"] = np.ones(len(rows), np.uint8)
+        for k, v in f.attrs.items():
+            if k != "complete":
+                g.attrs[k] = v
+    training = yaml.safe_load((ROOT / "config.yaml").read_text())["training"]
+    full = complete_training_config({k: v for k, v in training.items() if k != "regressor"})
+    preds = {f"network, {k} split": network_predictor(load_model(m)) for k, m in models.items()}
+    preds["baseline, random split"] = baseline.fit(rnd, "classify", full).predict
+    preds["baseline, structure split"] = baseline.fit(struct, "classify", full).predict
+    _, y, outs = predict_split(preds, both, full["augment"], ["val"], 64)
+    res = {"lines": int(len(y)), "cells": int(len(set(cells[rows])))}
+    for name, per in outs.items():
+        k = int(((per["val"][:, 1] > 0.5).astype(int) == y.astype(int)).sum())
+        res[name] = {"accuracy": k / len(y), "ci95": metrics.wilson_interval(k, len(y))}
+    return res
+
+
 def power_law(ns, errs, n_target):
     """err = a n^-b fitted in log-log to the points with err > 0; (b, err at n_target)."""
     pts = [(n, e) for n, e in zip(ns, errs, strict=True) if e > 0]
@@ -289,10 +328,18 @@ def main() -> int:
                 what = "classifier" if task == "classify" else f"regressor {t:g} A"
                 fits.append({"what": what, "model": model, "error": label, "n": n_paper, **fit})
     text = table(rows, fits)
+    leak = paired_leak(args.results, work) if args.tasks in ("none", "classify") else None
+    if leak:
+        text += (f"\n\nThe same {leak['lines']} lines ({leak['cells']} cells) held out by both "
+                 "splits:\n\n| model | accuracy per line |\n| --- | --- |\n")  # fmt: skip
+        text += "\n".join(
+            f"| {k} | {v['accuracy']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}] |"
+            for k, v in leak.items() if isinstance(v, dict)
+        )  # fmt: skip
     print(text)
     (args.out / "learning_curve.md").write_text(text + "\n")
-    (args.out / "learning_curve.json").write_text(json.dumps({"rows": rows, "fits": fits},
-                                                             indent=1))  # fmt: skip
+    (args.out / "learning_curve.json").write_text(json.dumps({"rows": rows, "fits": fits,
+                                                              "paired_leak": leak}, indent=1))  # fmt: skip
     figure(rows, args.out / "learning_curve.png")
     return 0
 

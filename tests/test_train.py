@@ -467,3 +467,31 @@ def test_gradient_clipping_keeps_a_large_sgd_rate_from_diverging(tmp_path):
     assert outs[0.5].returncode == 0, outs[0.5].stderr[-2000:]
     prov = json.loads((tmp_path / "clip0.5" / "provenance.json").read_text())
     assert np.isfinite(prov["final"]["loss"])
+
+
+def test_input_statistics_of_a_few_examples_rest_on_many_augmentation_draws(tmp_path):
+    from interface4d.train import STATS_MIN_DRAWS, _Data, input_statistics
+
+    data = write_dataset(tmp_path / "d.h5", n=12, nx=3, k=10, task="regress", seed=5)
+    aug = {"dose": [1e4, 1e6], "rotation_deg": 2.0}
+    d = _Data(data, "regress", 0.0, 0)
+    try:
+        rows = d.fit_indices
+        mean, std, draws = input_statistics(d, 0, "sqrt", aug)
+        _, _, one = input_statistics(d, 0, "sqrt", aug, min_draws=1)
+        x, _ = d.read(rows)
+        uids = d.train.uids(rows)
+    finally:
+        d.close()
+    n_fit = len(rows)
+    assert one == n_fit and draws >= STATS_MIN_DRAWS and draws % n_fit == 0
+    # by hand: the first draws // n_fit epochs' augmentation of every training example
+    epochs = [
+        augment_batch(x, uids, split="train", seed=0, epoch=e, dose_range=aug["dose"],
+                      rotation_deg=2.0)
+        for e in range(draws // n_fit)
+    ]  # fmt: skip
+    t = np.sqrt(np.clip(np.concatenate(epochs), 0, None)).astype(np.float64)
+    np.testing.assert_allclose(mean, t.mean(axis=0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(std, np.maximum(t.std(axis=0), 1e-3 * t.std(axis=0).mean()),
+                               rtol=1e-4, atol=1e-7)  # fmt: skip
