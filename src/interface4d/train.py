@@ -83,7 +83,7 @@ CKPT_PER_RUN = 30  # checkpoints every epochs // 30 epochs (every epoch for runs
 SHUFFLE_STREAM = 2
 STATS_STREAM = 4
 STATS_EXAMPLES = 512
-STATS_MIN_DRAWS = 256  # augmented draws the input statistics rest on, at least
+STATS_MIN_DRAWS = 64  # augmented draws the input statistics rest on, at least
 
 
 # --------------------------------------------------------------------------- configuration

@@ -121,6 +121,8 @@ rule evaluate_regressors:
         f"{RESULTS}/logs/evaluate_regressors.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate_regressors.tsv"
+    # like the regressors: it runs while the last simulations do
+    priority: 1
     conda:
         "../../envs/interface4d.yaml"
     threads: 2

@@ -15,7 +15,7 @@ rule train_classifier:
     benchmark:
         f"{RESULTS}/benchmarks/train_classifier.tsv"
     # ready last (it reads every cell) and the widest job: it starts before any other waiting job
-    priority: 1
+    priority: 2
     conda:
         "../../envs/interface4d.yaml"
     threads: network_ranks("classifier")
@@ -43,6 +43,8 @@ rule train_regressor:
         f"{RESULTS}/logs/train_regressor/t{{thickness}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_regressor/t{{thickness}}.tsv"
+    # ready once the step cells are: it fills a free core before the remaining simulations
+    priority: 1
     conda:
         "../../envs/interface4d.yaml"
     threads: network_ranks("regressor")
