@@ -37,11 +37,11 @@ BIN = Path(sys.executable).parent
 
 def empty_caches() -> None:
     """Remove the FFTW wisdom folder and abTEM's Numba cache files (a fresh machine has none)."""
-    import abtem  # noqa: F401  (only to find its folder; nothing is compiled by the import)
+    from importlib.util import find_spec
 
     shutil.rmtree(Path.home() / ".cache/interface4d/fftw", ignore_errors=True)
     n = 0
-    for f in Path(abtem.__file__).parent.rglob("__pycache__/*.nb[ic]"):
+    for f in Path(find_spec("abtem").origin).parent.rglob("__pycache__/*.nb[ic]"):
         f.unlink()
         n += 1
     print(f"emptied FFTW wisdom and {n} Numba cache files")

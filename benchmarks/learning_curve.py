@@ -62,6 +62,17 @@ from interface4d.h5io import atomic_h5  # noqa: E402
 PAPER_TRAIN_CELLS = {"classify": 12_800, "regress": 338}
 
 
+def write_rows(f: h5py.File, dst: Path, rows: np.ndarray, split: np.ndarray) -> None:
+    """The ``rows`` of an open dataset file as a new dataset file with the given split."""
+    with atomic_h5(dst) as g:
+        g.create_dataset("x", data=f["x"][rows], chunks=(1, *f["x"].shape[1:]))
+        g["y"], g["cell"], g["line"] = f["y"][()][rows], f["cell"][()][rows], f["line"][()][rows]
+        g["split"] = split
+        for k, v in f.attrs.items():
+            if k != "complete":
+                g.attrs[k] = v
+
+
 def subset(src: Path, dst: Path, fraction: float, split: str = "structure", seed: int = 0):
     """A copy of ``src`` with a nested share of its training cells (all validation rows kept);
     ``split='random'``: every row, re-split at random per example with the campaign's share."""
@@ -89,15 +100,7 @@ def subset(src: Path, dst: Path, fraction: float, split: str = "structure", seed
                 keep.update(members[: max(1, round(fraction * len(members)))])
             rows = np.flatnonzero((side == 1) | np.isin(cells, sorted(keep)))
             new_side = side[rows]
-        with atomic_h5(dst) as g:
-            g.create_dataset("x", data=f["x"][rows], chunks=(1, *f["x"].shape[1:]))
-            g["y"] = f["y"][()][rows]
-            g["split"] = new_side
-            g["cell"] = f["cell"][()][rows]
-            g["line"] = f["line"][()][rows]
-            for k, v in f.attrs.items():
-                if k != "complete":
-                    g.attrs[k] = v
+        write_rows(f, dst, rows, new_side)
     tr = sorted(set(cells[rows][new_side == 0]))
     return {"train_cells": len(tr), "train_rows": int((new_side == 0).sum()),
             "val_rows": int((new_side == 1).sum())}  # fmt: skip
@@ -171,16 +174,11 @@ def paired_leak(results: Path, work: Path) -> dict | None:
         keys_r = {(c, int(ln)) for c, ln, s in zip(f["cell"].asstr()[()], f["line"][()],
                                                     f["split"][()], strict=True) if s == 1}  # fmt: skip
     both = work / "classify-both-val.h5"
-    with h5py.File(struct, "r") as f, atomic_h5(both) as g:
+    with h5py.File(struct, "r") as f:
         cells, lines = f["cell"].asstr()[()], f["line"][()]
         rows = np.flatnonzero([(s == 1) and ((c, int(ln)) in keys_r) for c, ln, s in
                                zip(cells, lines, f["split"][()], strict=True)])  # fmt: skip
-        g.create_dataset("x", data=f["x"][rows], chunks=(1, *f["x"].shape[1:]))
-        g["y"], g["cell"], g["line"] = f["y"][()][rows], f["cell"][()][rows], f["line"][()][rows]
-        g["split"] = np.ones(len(rows), np.uint8)
-        for k, v in f.attrs.items():
-            if k != "complete":
-                g.attrs[k] = v
+        write_rows(f, both, rows, np.ones(len(rows), np.uint8))
     training = yaml.safe_load((ROOT / "config.yaml").read_text())["training"]
     full = complete_training_config({k: v for k, v in training.items() if k != "regressor"})
     preds = {f"network, {k} split": network_predictor(load_model(m)) for k, m in models.items()}
