@@ -495,3 +495,49 @@ def test_input_statistics_of_a_few_examples_rest_on_many_augmentation_draws(tmp_
     np.testing.assert_allclose(mean, t.mean(axis=0), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(std, np.maximum(t.std(axis=0), 1e-3 * t.std(axis=0).mean()),
                                rtol=1e-4, atol=1e-7)  # fmt: skip
+    # one scalar std: the root of the per-voxel variance averaged over the voxels
+    d = _Data(data, "regress", 0.0, 0)
+    try:
+        _, sstd, _ = input_statistics(d, 0, "sqrt", aug, scale="scalar")
+    finally:
+        d.close()
+    np.testing.assert_allclose(sstd, np.full(std.shape, np.sqrt(t.var(axis=0).mean())), rtol=1e-4)
+
+
+def test_mixup_batches_mix_patterns_and_step_fractions_with_their_own_draws(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from interface4d.augment import mixup_draws
+    from interface4d.train import _batches, _Data
+
+    data = write_dataset(tmp_path / "d.h5", n=12, nx=3, k=10, task="regress", seed=5)
+    kw = {"split": "train", "seed": 3, "epoch": 2, "dose_range": [1e12, 1e12], "rotation_deg": 0.0}
+    d = _Data(data, "regress", 0.0, 0)
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        rows = d.fit_indices[::-1]
+        (xb, yb), *_ = _batches(d, rows, len(rows), kw, pool, mixup=1.0)
+        halves = [b for part in (rows[:5], rows[5:]) for b in _batches(d, part, 8, kw, pool, 1.0)]
+        x, y = d.read(rows)
+        pos, lam = mixup_draws(d.train.uids(rows), seed=3, epoch=2, pool_size=len(rows), alpha=1.0)
+        xp, yp = d.read(d.fit_indices[pos])
+    finally:
+        pool.shutdown()
+        d.close()
+    assert np.all((lam > 0) & (lam < 1)) and len(set(pos.tolist())) > 1
+    np.testing.assert_allclose(yb, lam * y + (1 - lam) * yp, rtol=1e-6)
+    mixed = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * xp
+    np.testing.assert_allclose(xb[..., 0], mixed, rtol=1e-4, atol=1e-6)  # dose 1e12: no noise
+    # an example's partner and weight do not depend on the batch it is in
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in halves]), yb)
+    other = mixup_draws(d.train.uids(rows), seed=3, epoch=3, pool_size=len(rows), alpha=1.0)
+    assert not np.array_equal(other[1], lam)  # a new draw every epoch
+
+
+def test_mixup_is_refused_for_the_classifier():
+    from interface4d.config import ConfigError
+    from interface4d.train import complete_training_config
+
+    with pytest.raises(ConfigError, match=r"training\.classifier\.mixup.*regressors only"):
+        complete_training_config({"classifier": {"mixup": 0.4}})
+    assert complete_training_config({"regressor": {"mixup": 0.4}})["regressor"]["mixup"] == 0.4

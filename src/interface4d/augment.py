@@ -16,6 +16,14 @@ draw does not depend on the batch size, the shuffling or the number of Horovod r
 * training: ``default_rng([seed, TRAIN_STREAM, epoch, index])`` -- new each epoch;
 * validation: ``default_rng([val_seed, VAL_STREAM, index])`` -- the same every epoch, so the
   validation losses of different epochs are comparable.
+
+Mixup (step-position regressors, ``training.regressor.mixup``; Zhang et al. 2018): before the
+rotation and the noise, a training example becomes ``lam * x + (1 - lam) * x'`` with target
+``lam * y + (1 - lam) * y'``, its partner ``x'`` and ``lam ~ Beta(alpha, alpha)`` drawn by
+``default_rng([seed, MIX_STREAM, epoch, index])`` (:func:`mixup_draws`). A mix of two cells'
+patterns is the incoherent sum a probe sees over a region holding both, and the linear baseline's
+strength says the unit-cell averages change nearly linearly with the step depth: mixup teaches the
+network to interpolate between the few step depths it is shown rather than memorise them.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import numpy as np
 
 TRAIN_STREAM = 0
 VAL_STREAM = 1
+MIX_STREAM = 2
 
 
 def train_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -71,6 +80,23 @@ def rotate_patterns(patterns: np.ndarray, angle_deg: float) -> np.ndarray:
         stack, -angle_deg, axes=(1, 2), reshape=False, order=1, mode="constant", cval=0.0
     )
     return out.reshape((*lead, *arr.shape[-2:])).astype(np.float32, copy=False)
+
+
+def mixup_draws(
+    indices: Sequence[int], *, seed: int, epoch: int, pool_size: int, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup partners and weights of the training examples ``indices`` in ``epoch``: (positions
+    in a pool of ``pool_size`` training examples, ``lam ~ Beta(alpha, alpha)``), each example's
+    from its own generator (independent of the batch, the shuffling and the ranks)."""
+    if alpha <= 0 or pool_size < 1:
+        raise ValueError(f"mixup needs alpha > 0 and a pool, not {alpha} and {pool_size}")
+    pos = np.empty(len(indices), dtype=np.int64)
+    lam = np.empty(len(indices), dtype=np.float32)
+    for j, idx in enumerate(indices):
+        rng = np.random.default_rng([int(seed), MIX_STREAM, int(epoch), int(idx)])
+        pos[j] = rng.integers(pool_size)
+        lam[j] = rng.beta(alpha, alpha)
+    return pos, lam
 
 
 def augment_example(

@@ -35,17 +35,26 @@ def transform(x: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"input transform must be one of {TRANSFORMS}, not {kind!r}")
 
 
+SCALES = ("voxel", "scalar")
+
+
 def voxel_statistics(
-    x: np.ndarray, kind: str = "sqrt", floor: float = 1e-3
+    x: np.ndarray, kind: str = "sqrt", floor: float = 1e-3, scale: str = "voxel"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-voxel mean and std of transformed examples ``x`` (N, ...). For ``sqrt`` and ``log``
-    the std is per voxel, floored at ``floor`` times its mean over the voxels (a voxel that never
-    varies, such as a dark corner, is not blown up); for ``linear`` (the paper's input) it is one
-    scalar, the root of the per-voxel variance averaged over the voxels, so that the bright
-    field keeps its weight."""
+    """Per-voxel mean and std of transformed examples ``x`` (N, ...).
+
+    ``scale == "voxel"`` (``sqrt`` and ``log`` only): the std per voxel, floored at ``floor``
+    times its mean over the voxels (a voxel that never varies, such as a dark corner, is not
+    blown up). ``scale == "scalar"``, and always for ``linear`` (the paper's input): one scalar,
+    the root of the per-voxel variance averaged over the voxels. After ``sqrt`` the shot noise is
+    the same in every pixel, so one scalar keeps each pixel's signal-to-noise ratio, where a
+    per-voxel std raises the pixels whose signal barely varies to unit variance of mostly noise;
+    for ``linear`` it keeps the bright field's weight."""
+    if scale not in SCALES:
+        raise ValueError(f"standardise must be one of {SCALES}, not {scale!r}")
     x = np.asarray(x, dtype=np.float64)
     mean = x.mean(axis=0)
-    if kind == "linear":
+    if kind == "linear" or scale == "scalar":
         std = np.full(mean.shape, np.sqrt(x.var(axis=0).mean()) or 1.0)
         return mean.astype(np.float32), std.astype(np.float32)
     std = x.std(axis=0)

@@ -109,6 +109,11 @@ def complete_training_config(training_cfg: Mapping[str, Any] | None) -> dict[str
             for e in errors
         ]
         raise ConfigError("invalid training config:\n  " + "\n  ".join(lines))
+    if cfg["classifier"]["mixup"]:
+        raise ConfigError(
+            f"config key 'training.classifier.mixup' = {cfg['classifier']['mixup']!r}: mixup "
+            "applies to the step-position regressors only"
+        )
     lo, hi = cfg["augment"]["dose"]
     if lo > hi:
         raise ConfigError(f"config key 'training.augment.dose' = {[lo, hi]}: low > high")
@@ -182,6 +187,7 @@ def input_statistics(
     max_examples: int = STATS_EXAMPLES,
     batch: int = 64,
     min_draws: int = STATS_MIN_DRAWS,
+    scale: str = "voxel",
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-voxel mean and std (nx, k, k) of the transformed training inputs.
 
@@ -189,7 +195,8 @@ def input_statistics(
     epochs augment them: as many epochs' draws as make ``min_draws`` augmented examples. A
     regressor has one example per training cell (14 in the demo): one draw each gave per-voxel
     stds from 14 numbers, some voxels' near zero, whose standardised inputs then reached
-    gradient norms of ~1000 in the first steps. Returns (mean, std, number of draws used).
+    gradient norms of ~1000 in the first steps. ``scale``: the std per voxel or one scalar
+    (:func:`interface4d.inputs.voxel_statistics`). Returns (mean, std, number of draws used).
     """
     from interface4d.augment import augment_batch
     from interface4d.inputs import transform, voxel_statistics
@@ -214,7 +221,7 @@ def input_statistics(
                 rotation_deg=augment["rotation_deg"],
             )
             parts.append(transform(x, transform_kind))
-    mean, std = voxel_statistics(np.concatenate(parts), transform_kind)
+    mean, std = voxel_statistics(np.concatenate(parts), transform_kind, scale=scale)
     return mean, std, len(idx) * draws
 
 
@@ -231,14 +238,28 @@ def _batches(
     batch_size: int,
     augment_kw: dict[str, Any],
     pool: ThreadPoolExecutor,
+    mixup: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Augmented batches (x with a channel axis, y), in the order of ``indices``, the next one
-    prepared in ``pool``."""
-    from interface4d.augment import augment_batch
+    prepared in ``pool``. ``mixup > 0`` (training batches of a regressor): each example mixed
+    with a partner from the fit examples first (:func:`interface4d.augment.mixup_draws`)."""
+    from interface4d.augment import augment_batch, mixup_draws
 
     def prepare(chunk: np.ndarray):
         x, y = data.read(chunk)
-        x = augment_batch(x, data.train.uids(chunk), **augment_kw)
+        uids = data.train.uids(chunk)
+        if mixup > 0:
+            pos, lam = mixup_draws(
+                uids,
+                seed=augment_kw["seed"],
+                epoch=augment_kw["epoch"],
+                pool_size=len(data.fit_indices),
+                alpha=mixup,
+            )
+            xp, yp = data.read(data.fit_indices[pos])
+            x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * xp
+            y = (lam * y + (1 - lam) * yp).astype(np.float32)
+        x = augment_batch(x, uids, **augment_kw)
         return x[..., None], y
 
     chunks = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
@@ -597,7 +618,11 @@ def train(
     fingerprint = _fingerprint(task, cfg, size, dataset_sha)
 
     aug = cfg["augment"]
-    stats = input_statistics(data, seed, cfg["input"], aug) if rank == 0 else None
+    stats = (
+        input_statistics(data, seed, cfg["input"], aug, scale=opt_cfg["standardise"])
+        if rank == 0
+        else None
+    )
     input_mean, input_std, stats_n = hvd.broadcast_object(stats, 0)
     weights = (
         class_weights(data.labels(data.fit_indices), cfg["class_balance"])
@@ -652,7 +677,8 @@ def train(
                 "dose_range": aug["dose"],
                 "rotation_deg": aug["rotation_deg"],
             }
-            for x, y in _batches(data, shard, batch, train_kw, pool):
+            mix = float(opt_cfg["mixup"])
+            for x, y in _batches(data, shard, batch, train_kw, pool, mix):
                 loss, msum, gnorm = train_step(tf.constant(x), tf.constant(y))
                 grad_max = max(grad_max, float(gnorm))
                 sums[0] += float(loss) * len(y)
