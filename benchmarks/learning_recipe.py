@@ -68,6 +68,13 @@ RECIPES = {
                "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0}},
     "reg-b4": {"input": "sqrt", "dev_fraction": 0.0,
                "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0, "batch_size": 4}},
+    # the demo's regressors since 2026-12-02: one scalar input std, mixup, weight decay
+    "reg-scalar": {"input": "sqrt", "dev_fraction": 0.0,
+                   "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
+                           "standardise": "scalar"}},  # fmt: skip
+    "reg-mixup": {"input": "sqrt", "dev_fraction": 0.0,
+                  "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
+                          "standardise": "scalar", "mixup": 1.0, "weight_decay": 0.01}},  # fmt: skip
     "sqrt-adam-all-cosine": {"input": "sqrt", "dev_fraction": 0.0,
                              "opt": {"patience": 0, "schedule": "cosine"}},
     "sqrt-adam-nobalance": {"input": "sqrt", "dev_fraction": 0.2, "class_balance": "none",
