@@ -647,6 +647,7 @@ def train(
     optimizer.build(model.trainable_variables)
 
     epochs, patience = int(opt_cfg["epochs"]), int(opt_cfg["patience"])
+    mixup = float(opt_cfg["mixup"])
     start_epoch, history, best, state = _resume(
         checkpoint_dir, fingerprint, epochs, model, optimizer, rank
     )
@@ -677,8 +678,7 @@ def train(
                 "dose_range": aug["dose"],
                 "rotation_deg": aug["rotation_deg"],
             }
-            mix = float(opt_cfg["mixup"])
-            for x, y in _batches(data, shard, batch, train_kw, pool, mix):
+            for x, y in _batches(data, shard, batch, train_kw, pool, mixup):
                 loss, msum, gnorm = train_step(tf.constant(x), tf.constant(y))
                 grad_max = max(grad_max, float(gnorm))
                 sums[0] += float(loss) * len(y)
