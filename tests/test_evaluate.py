@@ -261,6 +261,10 @@ def test_regression_evaluation_and_transferability(tmp_path):
         lo, hi = r["mae_ci95"]
         assert lo <= r["mae"] <= hi and r["baseline_mae"] >= 0
         assert r["network_at_or_below_baseline"] == (r["mae"] <= r["baseline_mae"])
+        # paired over the same examples: the mean difference is the difference of the means
+        assert r["mae_minus_baseline"] == pytest.approx(r["mae"] - r["baseline_mae"], abs=1e-9)
+        lo, hi = r["mae_minus_baseline_ci95"]
+        assert lo <= r["mae_minus_baseline"] <= hi
     for name in ("predicted_vs_true", "error_vs_thickness", "transfer_error", "examples"):
         assert (tmp_path / f"figures/{name}.png").stat().st_size > 5000, name
 
@@ -318,7 +322,8 @@ def test_summary_and_the_report_headline(tmp_path):
         "reference_thickness": 200.0,
         "per_thickness": [
             {"thickness": 100.0, "mae": 0.05, "mae_ci95": [0.03, 0.08], "n_val": 4,
-             "n_val_cells": 4, "baseline_mae": 0.07, "network_at_or_below_baseline": True},
+             "n_val_cells": 4, "baseline_mae": 0.07, "network_at_or_below_baseline": True,
+             "mae_minus_baseline": -0.02, "mae_minus_baseline_ci95": [-0.05, 0.01]},
             {"thickness": 200.0, "mae": 0.125, "n_val": 3, "n_val_cells": 3,
              "baseline_mae": 0.1, "network_at_or_below_baseline": False},
         ],
@@ -363,6 +368,7 @@ def test_summary_and_the_report_headline(tmp_path):
     assert h["regression"]["transfer_mae_by_thickness"]["100"] == 0.25
     assert any("does not beat its linear baseline on accuracy" in v for v in h["verdict"])
     assert any("worse than its ridge baseline at 200 Å" in v for v in h["verdict"])
+    assert any("100 Å -0.020 [-0.050, +0.010]" in v for v in h["verdict"])
     table = pd.read_csv(tmp_path / "m/headline.csv")
     assert table["value"].tolist()[:5] == [0.875, 0.9, 1.0, 0.05, 0.125]
     assert table["n"].tolist()[:5] == [40, 10, 8, 4, 3]

@@ -541,3 +541,51 @@ def test_mixup_is_refused_for_the_classifier():
     with pytest.raises(ConfigError, match=r"training\.classifier\.mixup.*regressors only"):
         complete_training_config({"classifier": {"mixup": 0.4}})
     assert complete_training_config({"regressor": {"mixup": 0.4}})["regressor"]["mixup"] == 0.4
+
+
+def test_linear_skip_adds_a_linear_map_of_the_standardised_input(tmp_path):
+    """``skip: linear``: the regressor's output is the CNN's head plus ``w . (s z)`` on the
+    standardised input ``z``; with the CNN's head at zero the saved network is exactly a
+    linear regression on ``(sqrt(x) - mean) / std`` (what the ridge baseline fits)."""
+    from interface4d.model import SKIP_GAIN, build_model, load
+
+    rng = np.random.default_rng(0)
+    shape = (3, 6, 6)
+    mean = rng.random(shape).astype(np.float32) * 0.1
+    m = build_model(shape, "regress", [2], 3, [4, 4], 0.15, input_mean=mean, input_std=0.05,
+                    input_transform="sqrt", skip="linear")  # fmt: skip
+    names = [layer.name for layer in m.layers]
+    assert {"cnn_out", "skip_flatten", "skip_scale", "linear_skip", "step_fraction"} <= set(names)
+    assert not np.any(m.get_layer("linear_skip").get_weights()[0])  # starts at zero
+    v, b = rng.normal(size=np.prod(shape)).astype(np.float32), np.float32(0.3)
+    s = np.sqrt(SKIP_GAIN / np.prod(shape))
+    m.get_layer("linear_skip").set_weights([(v / s)[:, None], np.array([b])])
+    head = m.get_layer("cnn_out")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    m.save(tmp_path / "skip.keras")
+    x = rng.random((4, *shape, 1)).astype(np.float32) * 0.02
+    z = ((np.sqrt(x[..., 0]) - mean) / 0.05).reshape(4, -1)
+    want = z.astype(np.float64) @ v + b
+    np.testing.assert_allclose(load(tmp_path / "skip.keras")(x).numpy()[:, 0], want, rtol=2e-4,
+                               atol=2e-4)  # fmt: skip
+    # the CNN's head adds to it
+    head.set_weights([np.zeros_like(head.get_weights()[0]), np.array([0.25], np.float32)])
+    np.testing.assert_allclose(m(x).numpy()[:, 0], want + 0.25, rtol=2e-4, atol=2e-4)
+    # an ensemble: every member has its own path; the classifier has none
+    two = build_model(shape, "regress", [2], 3, [4, 4], 0.0, members=2, skip="linear")
+    assert {"m0_linear_skip", "m1_linear_skip"} <= {layer.name for layer in two.layers}
+    with pytest.raises(ValueError, match="skip"):
+        build_model(shape, "classify", [2], 3, [4, 4], 0.0, skip="linear")
+
+
+def test_the_linear_skip_is_refused_for_the_classifier():
+    from interface4d.config import ConfigError
+    from interface4d.train import complete_training_config
+
+    with pytest.raises(ConfigError, match=r"training\.classifier\.skip.*regressors only"):
+        complete_training_config({"classifier": {"skip": "linear"}})
+    assert complete_training_config({"regressor": {"skip": "linear"}})["regressor"]["skip"] == (
+        "linear"
+    )
+    with pytest.raises(ConfigError, match=r"training\.regressor\.skip"):
+        complete_training_config({"regressor": {"skip": "quadratic"}})

@@ -619,6 +619,16 @@ def evaluate_regressors(
         entry["network_at_or_below_baseline"] = (
             bool(entry["mae"] <= entry["baseline_mae"] + 1e-12) if len(y) else None
         )
+        # paired over the same examples: how much the network's error differs from ridge's
+        diff = np.abs(outs["network"]["val"].astype(np.float64) - y) - np.abs(
+            outs["baseline"]["val"].astype(np.float64) - y
+        )
+        entry["mae_minus_baseline"] = float(diff.mean()) if len(y) else None
+        entry["mae_minus_baseline_ci95"] = (
+            list(metrics.bootstrap_interval(diff, cells, seed=int(aug["val_seed"])))
+            if len(y)
+            else None
+        )
         entry["baseline_model"] = base.info
         per_thickness.append(entry)
         for d in doses[1:]:
@@ -880,6 +890,12 @@ def summarise(
             "network_at_or_below_baseline": {
                 _fmt(r["thickness"]): r.get("network_at_or_below_baseline") for r in per
             },
+            "mae_minus_baseline_by_thickness": {
+                _fmt(r["thickness"]): r.get("mae_minus_baseline") for r in per
+            },
+            "mae_minus_baseline_ci95_by_thickness": {
+                _fmt(r["thickness"]): r.get("mae_minus_baseline_ci95") for r in per
+            },
             "transfer_mae_by_thickness": {
                 _fmt(r["data_thickness"]): r["mae"] for r in reg["transfer"]["curve"]
             },
@@ -969,6 +985,18 @@ def verdict(headline: Mapping[str, Any]) -> list[str]:
             + "."
             if lose
             else "Each step-position network's error is at or below its ridge baseline's."
+        )
+    diffs = reg.get("mae_minus_baseline_by_thickness") or {}
+    cis = reg.get("mae_minus_baseline_ci95_by_thickness") or {}
+    parts = [
+        f"{t} Å {d:+.3f} [{cis[t][0]:+.3f}, {cis[t][1]:+.3f}]"
+        for t, d in diffs.items()
+        if d is not None and cis.get(t)
+    ]
+    if parts:
+        out.append(
+            "Network minus ridge step-position error, paired over the same held-out examples "
+            "(95 % bootstrap over cells): " + "; ".join(parts) + "."
         )
     return out
 

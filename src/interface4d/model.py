@@ -31,6 +31,8 @@ from interface4d.inputs import LOG_FLOOR, TRANSFORMS
 
 TASKS = ("classify", "regress")
 HEADS = {"classify": "class_probs", "regress": "step_fraction"}
+SKIPS = ("none", "linear")
+SKIP_GAIN = float(__import__("os").environ.get("I4D_SKIP_GAIN", "4"))  # TEMP experiment
 
 
 @keras.saving.register_keras_serializable(package="interface4d")
@@ -73,6 +75,7 @@ def build_model(
     input_std=None,
     input_transform: str = "linear",
     members: int = 1,
+    skip: str = "none",
 ):
     """Build (not compile) the 3D CNN.
 
@@ -84,6 +87,8 @@ def build_model(
     ``members > 1``: that many networks of the same shape side by side on the standardised
     input (layers ``m<k>_*``), the output their mean (an ensemble in one model file; training
     fits each member to the targets on its own, see :func:`members_view`).
+    ``skip='linear'`` (regressors): a linear path from the standardised input to the output,
+    added to the CNN's head (:func:`_linear_skip`).
     """
     import numpy as np
 
@@ -100,6 +105,8 @@ def build_model(
         raise ValueError("filters must list at least one Conv3D layer")
     if int(members) < 1:
         raise ValueError(f"members must be >= 1, not {members}")
+    if skip not in SKIPS or (skip != "none" and task != "regress"):
+        raise ValueError(f"skip must be one of {SKIPS} (linear: regressors only), not {skip!r}")
 
     inputs = keras.Input(shape=shape, name="cbed_stack")
     h = inputs
@@ -123,18 +130,21 @@ def build_model(
         h = keras.layers.Rescaling(float(shape[1] * shape[2]), name="pixel_scale")(h)
     head, members = HEADS[task], int(members)
     if members == 1:
-        outputs = _member(h, "", task, filters, kernel_size, dense, dropout, pool_size)
+        outputs = _member(h, "", task, filters, kernel_size, dense, dropout, pool_size, skip)
     else:
         heads = [
-            _member(h, f"m{k}_", task, filters, kernel_size, dense, dropout, pool_size)
+            _member(h, f"m{k}_", task, filters, kernel_size, dense, dropout, pool_size, skip)
             for k in range(members)
         ]
         outputs = keras.layers.Average(name=head)(heads)
     return keras.Model(inputs, outputs, name=f"cnn3d_{task}")
 
 
-def _member(h, prefix: str, task: str, filters, kernel_size, dense, dropout, pool_size):
-    """One network of the paper's family on the (standardised) input tensor ``h``."""
+def _member(
+    x, prefix: str, task: str, filters, kernel_size, dense, dropout, pool_size, skip="none"
+):
+    """One network of the paper's family on the (standardised) input tensor ``x``."""
+    h = x
     for i, f in enumerate(filters):
         h = keras.layers.Conv3D(
             int(f), int(kernel_size), padding="same", activation="relu", name=f"{prefix}conv{i}"
@@ -151,7 +161,26 @@ def _member(h, prefix: str, task: str, filters, kernel_size, dense, dropout, poo
         h = keras.layers.Dense(int(width), activation="relu", name=f"{prefix}dense{i}")(h)
     if task == "classify":
         return keras.layers.Dense(2, activation="softmax", name=f"{prefix}{HEADS[task]}")(h)
-    return keras.layers.Dense(1, activation="linear", name=f"{prefix}{HEADS[task]}")(h)
+    if skip == "none":
+        return keras.layers.Dense(1, activation="linear", name=f"{prefix}{HEADS[task]}")(h)
+    cnn = keras.layers.Dense(1, activation="linear", name=f"{prefix}cnn_out")(h)
+    return keras.layers.Add(name=f"{prefix}{HEADS[task]}")([cnn, _linear_skip(x, prefix)])
+
+
+def _linear_skip(x, prefix: str):
+    """``w . (s z)``: one weight per input voxel on the standardised input ``z`` (D voxels),
+    starting at zero, with ``s = sqrt(SKIP_GAIN / D)``. The scale keeps SGD stable on it: a
+    standardised example has ``|z|^2 ~ D``, so without ``s`` a step at the regressors' rate
+    0.04 would move a prediction by ~0.08 D times its error. With it the step moves it by
+    ``~0.08 SKIP_GAIN / batch`` times the error, and the path converges in the regressors'
+    ~600 steps along the directions in which the examples vary (those a ridge regression
+    keeps)."""
+    import math
+
+    n = math.prod(int(d) for d in x.shape[1:])
+    z = keras.layers.Flatten(name=f"{prefix}skip_flatten")(x)
+    z = keras.layers.Rescaling(math.sqrt(SKIP_GAIN / n), name=f"{prefix}skip_scale")(z)
+    return keras.layers.Dense(1, kernel_initializer="zeros", name=f"{prefix}linear_skip")(z)
 
 
 def members_view(model):

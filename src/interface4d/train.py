@@ -109,6 +109,11 @@ def complete_training_config(training_cfg: Mapping[str, Any] | None) -> dict[str
             for e in errors
         ]
         raise ConfigError("invalid training config:\n  " + "\n  ".join(lines))
+    if cfg["classifier"]["skip"] != "none":
+        raise ConfigError(
+            f"config key 'training.classifier.skip' = {cfg['classifier']['skip']!r}: the "
+            "linear skip applies to the step-position regressors only"
+        )
     if cfg["classifier"]["mixup"]:
         raise ConfigError(
             f"config key 'training.classifier.mixup' = {cfg['classifier']['mixup']!r}: mixup "
@@ -641,6 +646,7 @@ def train(
         input_std=input_std,
         input_transform=cfg["input"],
         members=int(opt_cfg["members"]),
+        skip=opt_cfg["skip"],
     )
     per_rank = (n_fit // size) // batch + bool((n_fit // size) % batch)
     optimizer = make_optimizer(opt_cfg, steps_per_epoch=per_rank)
