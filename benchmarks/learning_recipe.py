@@ -80,14 +80,6 @@ RECIPES = {
                  "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
                          "standardise": "scalar", "mixup": 1.0, "weight_decay": 0.01,
                          "skip": "linear"}},  # fmt: skip
-    "reg-skip-g1": {"input": "sqrt", "dev_fraction": 0.0, "env": {"I4D_SKIP_GAIN": "1"},
-                    "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
-                            "standardise": "scalar", "mixup": 1.0, "weight_decay": 0.01,
-                            "skip": "linear"}},  # fmt: skip
-    "reg-skip-g16": {"input": "sqrt", "dev_fraction": 0.0, "env": {"I4D_SKIP_GAIN": "16"},
-                     "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
-                             "standardise": "scalar", "mixup": 1.0, "weight_decay": 0.01,
-                             "skip": "linear"}},  # fmt: skip
     "reg-skip-nomix": {"input": "sqrt", "dev_fraction": 0.0,
                        "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
                                "standardise": "scalar", "weight_decay": 0.01,
@@ -133,7 +125,6 @@ def train(data: Path, task: str, recipe: dict, out: Path, epochs: int, threads: 
         if k in recipe:
             cfg[k] = recipe[k]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2")
-    env.update(recipe.get("env", {}))
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "interface4d.train", "--dataset", str(data), "--task", task,
