@@ -10,6 +10,14 @@ on the inner-test cells with the evaluation's validation augmentation; the linea
 
     .venv/bin/python benchmarks/learning_recipe.py --results results [--task classify]
         [--recipes paper,linear-adam,sqrt-adam,...] [--threads 2]
+
+Regressors, ``--folds K``: grouped K-fold over all training cells of one thickness instead (each
+training cell predicted once by the fold model that did not see it; the network minus ridge,
+paired, with a bootstrap over cells); ``--blocked`` makes each fold a run of adjacent step
+depths, a gap in the training depths such as a structure split can leave.
+
+    .venv/bin/python benchmarks/learning_recipe.py --results results --task regress \
+        --thickness 150 --recipes reg-skip --epochs 300 --threads 1 --folds 7 [--blocked] --jobs 2
 """
 
 from __future__ import annotations
@@ -178,22 +186,27 @@ def fold_errors(data: Path, cfg: dict, model_path: Path | None) -> dict[str, flo
 
 
 def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: int,
-                   threads: int, jobs: int) -> dict[str, dict[str, float]]:
+                   threads: int, jobs: int, blocked: bool = False) -> dict[str, dict[str, float]]:
     """Grouped K-fold over the *training* cells of a regression dataset: each recipe and the
     ridge baseline predict every training cell once from the other folds; {recipe: {cell:
-    error}}. The validation cells are not read."""
+    error}}. ``blocked``: each fold is a run of adjacent step depths (a gap in the training
+    depths, as a structure split can leave), else cells are dealt by hash. The validation cells
+    are not read."""
     from concurrent.futures import ThreadPoolExecutor
 
     sys.path.insert(0, str(ROOT / "src"))
     from interface4d.datasets import split_hash
 
     with h5py.File(src, "r") as f:
-        cells = sorted(set(f["cell"].asstr()[()][f["split"][()] == 0]))
+        rows = f["split"][()] == 0
+        depth = dict(zip(f["cell"].asstr()[()][rows], f["y"][()][rows], strict=True))
+    cells = sorted(depth)
     order = sorted(cells, key=lambda c: (split_hash("cv", c), c))
+    by_depth = sorted(cells, key=lambda c: (float(depth[c]), c))
     errors: dict[str, dict[str, float]] = {n: {} for n in ["ridge", *names]}
     tasks = []
     for j in range(folds):
-        held = set(order[j::folds])
+        held = set(np.array_split(by_depth, folds)[j] if blocked else order[j::folds])
         data = work / f"fold{j}.h5"
         fold_dataset(src, data, held)
         errors["ridge"].update(fold_errors(data, BASE | {"input": "sqrt"}, None))
@@ -262,6 +275,8 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=0,
                     help="regress: grouped K-fold over all training cells instead of one split")
     ap.add_argument("--jobs", type=int, default=1, help="--folds: trainings at once")
+    ap.add_argument("--blocked", action="store_true",
+                    help="--folds: each fold a run of adjacent step depths, not cells by hash")
     args = ap.parse_args()
     src = args.results / "datasets" / (
         "classify.h5" if args.task == "classify" else f"regress_t{args.thickness}.h5"
@@ -270,7 +285,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     if args.folds:
         names = args.recipes.split(",")
-        errs = cross_validate(src, work, names, args.folds, args.epochs, args.threads, args.jobs)
+        errs = cross_validate(src, work, names, args.folds, args.epochs, args.threads, args.jobs,
+                              args.blocked)
         (work / "cv_errors.json").write_text(json.dumps(errs, indent=1))
         ridge = errs["ridge"]
         cells = sorted(ridge)
