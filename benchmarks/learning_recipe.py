@@ -200,13 +200,16 @@ def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: 
     with h5py.File(src, "r") as f:
         rows = f["split"][()] == 0
         depth = dict(zip(f["cell"].asstr()[()][rows], f["y"][()][rows], strict=True))
-    cells = sorted(depth)
-    order = sorted(cells, key=lambda c: (split_hash("cv", c), c))
-    by_depth = sorted(cells, key=lambda c: (float(depth[c]), c))
+    if blocked:
+        by_depth = sorted(depth, key=lambda c: (float(depth[c]), c))
+        groups = [list(g) for g in np.array_split(by_depth, folds)]
+    else:
+        order = sorted(depth, key=lambda c: (split_hash("cv", c), c))
+        groups = [order[j::folds] for j in range(folds)]
     errors: dict[str, dict[str, float]] = {n: {} for n in ["ridge", *names]}
     tasks = []
-    for j in range(folds):
-        held = set(np.array_split(by_depth, folds)[j] if blocked else order[j::folds])
+    for j, group in enumerate(groups):
+        held = set(group)
         data = work / f"fold{j}.h5"
         fold_dataset(src, data, held)
         errors["ridge"].update(fold_errors(data, BASE | {"input": "sqrt"}, None))
@@ -221,7 +224,7 @@ def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: 
     with ThreadPoolExecutor(jobs) as pool:
         for name, err, wall in pool.map(run, tasks):
             errors[name].update(err)
-            print(f"  {name}: {len(errors[name])}/{len(cells)} cells, {wall:.0f} s", flush=True)
+            print(f"  {name}: {len(errors[name])}/{len(depth)} cells, {wall:.0f} s", flush=True)
     return errors
 
 

@@ -32,7 +32,7 @@ from interface4d.inputs import LOG_FLOOR, TRANSFORMS
 TASKS = ("classify", "regress")
 HEADS = {"classify": "class_probs", "regress": "step_fraction"}
 SKIPS = ("none", "linear")
-SKIP_GAIN = 4.0  # 16 measured alike (grouped CV at 200 A: MAE 0.0346 vs 0.0366); RESULTS.md
+SKIP_GAIN = 4.0  # 16 was no better in CV on training cells (benchmarks/RESULTS.md)
 
 
 @keras.saving.register_keras_serializable(package="interface4d")
