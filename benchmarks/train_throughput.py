@@ -9,6 +9,10 @@ taken from the provenance JSON, averaged over the epochs after the first (which 
 tf.function tracing).
 
     .venv/bin/python benchmarks/train_throughput.py [--configs 1x1,1x2,2x1] [--epochs 3]
+        [--onednn on|off|both]
+
+``--onednn`` sets ``TF_ENABLE_ONEDNN_OPTS`` for the runs (``on``: the package's default;
+``both``: each configuration with oneDNN on, then off, side by side).
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ from tests.cnn_synthetic import write_dataset  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
-def run_config(data: Path, work: Path, ranks: int, threads: int, args) -> dict:
-    out = work / f"r{ranks}t{threads}"
+def run_config(data: Path, work: Path, ranks: int, threads: int, onednn: str, args) -> dict:
+    out = work / f"r{ranks}t{threads}-{onednn}"
     training = {
         "ranks": ranks,
         "classifier": {"epochs": args.epochs, "batch_size": args.batch_size},
@@ -54,6 +58,7 @@ def run_config(data: Path, work: Path, ranks: int, threads: int, args) -> dict:
         str(threads),
     ]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2")
+    env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn == "on" else "0"
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     full = (
         [str(BIN / "horovodrun"), "-np", str(ranks), "-H", f"localhost:{ranks}", "--gloo", *cmd]
@@ -72,6 +77,7 @@ def run_config(data: Path, work: Path, ranks: int, threads: int, args) -> dict:
     return {
         "ranks": ranks,
         "threads": threads,
+        "onednn": onednn,
         "samples_per_s": sum(steady) / len(steady),
         "first_epoch_s": prov["timing"][0]["epoch_s"],
         "process_wall_s": wall,
@@ -87,7 +93,9 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--configs", default="1x1,1x2,2x1", help="RANKSxTHREADS, comma separated")
+    p.add_argument("--onednn", choices=("on", "off", "both"), default="on")
     args = p.parse_args()
+    onednn = ("on", "off") if args.onednn == "both" else (args.onednn,)
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
     with tempfile.TemporaryDirectory(prefix="train_throughput-") as tmp:
         work = Path(tmp)
@@ -103,12 +111,15 @@ def main() -> None:
             f"machine: {platform.node()}, {os.cpu_count()} cores; epochs {args.epochs}, "
             f"batch {args.batch_size} per rank, default network"
         )
-        print("| ranks | threads/rank | samples/s | first epoch (s) | process wall (s) | val acc |")
-        print("| --- | --- | --- | --- | --- | --- |")
-        for ranks, threads in configs:
-            r = run_config(data, work, ranks, threads, args)
+        print(
+            "| ranks | threads/rank | oneDNN | samples/s | first epoch (s) | process wall (s) "
+            "| val acc |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for (ranks, threads), one in [(c, o) for c in configs for o in onednn]:
+            r = run_config(data, work, ranks, threads, one, args)
             print(
-                f"| {r['ranks']} | {r['threads']} | {r['samples_per_s']:.1f} | "
+                f"| {r['ranks']} | {r['threads']} | {r['onednn']} | {r['samples_per_s']:.1f} | "
                 f"{r['first_epoch_s']:.1f} | {r['process_wall_s']:.1f} | {r['dev_accuracy']:.3f} |",
                 flush=True,
             )
