@@ -13,6 +13,7 @@ import yaml
 from interface4d.config import (
     ConfigError,
     load_config,
+    load_schema,
     max_detector_angle,
     validate_config,
     wavelength,
@@ -49,7 +50,7 @@ def _bad(raw: dict, path: str, value) -> dict:
         ("simulation.gpts", "256", "simulation.gpts"),
         ("simulation.device", "tpu", "simulation.device"),
         ("simulation.method", "bloch", "simulation.method"),
-        ("simulation.frobnicate", 1, "simulation"),
+        ("simulation.frobnicate", 1, "simulation.frobnicate"),
         ("structure.cells_x", 2, "structure.cells_x"),
         ("simulation.scan.gpts", [8], "simulation.scan.gpts"),
     ],
@@ -73,6 +74,117 @@ def test_unknown_key_is_named(tiny_raw):
     cfg["extra_block"] = {}
     with pytest.raises(ConfigError, match="extra_block"):
         validate_config(cfg)
+
+
+def _one_line_error(config: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    msg = str(info.value)
+    assert "\n" not in msg, msg
+    assert len(msg) < 300, msg  # never a whole block
+    return msg
+
+
+@pytest.mark.parametrize("block", ["campaign", "grid", "structure", "simulation"])
+def test_missing_block_is_one_line(tiny_raw, block):
+    cfg = copy.deepcopy(tiny_raw)
+    del cfg[block]
+    assert _one_line_error(cfg) == f"config: missing block '{block}'"
+
+
+def test_missing_nested_keys_one_line_each(tiny_raw):
+    cfg = _bad(tiny_raw, "structure.phonon_sigmas", {"Sr": 0.1, "Ti": 0.1, "La": 0.1})
+    with pytest.raises(ConfigError) as info:
+        validate_config(cfg)
+    assert str(info.value).splitlines() == [
+        "config: missing key 'structure.phonon_sigmas.Al'",
+        "config: missing key 'structure.phonon_sigmas.O'",
+    ]
+    cfg = _bad(tiny_raw, "overrides", [{"simulation": {"gpts": 64}}])
+    assert _one_line_error(cfg) == "config: missing key 'overrides.0.cells'"
+
+
+@pytest.mark.parametrize(
+    "path, shown",
+    [
+        ("grid.foo", "grid.foo"),
+        ("foo", "foo"),
+        ("simulation.scan.foo", "simulation.scan.foo"),
+        ("simulation.aberrations.Cxx", "simulation.aberrations.Cxx"),
+    ],
+)
+def test_unknown_key_is_one_line_with_its_path(tiny_raw, path, shown):
+    msg = _one_line_error(_bad(tiny_raw, path, {"a": list(range(100))}))
+    assert msg.startswith(f"config: unknown key '{shown}' (")
+    assert "range" not in msg and "99" not in msg  # the value is not dumped
+    if path == "grid.foo":
+        assert msg.endswith("(allowed: seeds, step_fraction, thickness, ti_fraction)")
+
+
+def test_unknown_override_key_is_one_line(tiny_raw):
+    cfg = _bad(tiny_raw, "overrides", [{"cells": "t60/*", "simulation": {"device": "gpu"}}])
+    msg = _one_line_error(cfg)
+    assert msg.startswith("config: unknown key 'overrides.0.simulation.device' (allowed: method,")
+
+
+@pytest.mark.parametrize(
+    "path, value, expect",
+    [
+        ("simulation.energy", -5, "config key 'simulation.energy' = -5: must be >= 1000"),
+        ("grid.thickness", [40, -1], "config key 'grid.thickness.1' = -1: must be > 0"),
+        (
+            "simulation.device",
+            "tpu",
+            "config key 'simulation.device' = 'tpu': must be one of 'cpu', 'gpu'",
+        ),
+        (
+            "simulation.scan.window_x",
+            "half",
+            "config key 'simulation.scan.window_x' = 'half': must be a list of 2 numbers or 'full'",
+        ),
+        ("grid.seeds", [], "config key 'grid.seeds' = []: needs at least 1 item"),
+    ],
+)
+def test_bad_value_is_one_line_with_its_path(tiny_raw, path, value, expect):
+    assert _one_line_error(_bad(tiny_raw, path, value)) == expect
+
+
+def test_long_values_are_abbreviated(tiny_raw):
+    cfg = _bad(tiny_raw, "simulation", "x" * 500)
+    msg = _one_line_error(cfg)
+    assert msg.startswith("config key 'simulation' = 'xxx")
+    assert msg.endswith(": must be of type 'object'")
+    cfg = _bad(tiny_raw, "structure", [dict(tiny_raw["simulation"]) for _ in range(50)])
+    assert _one_line_error(cfg).startswith("config key 'structure' = [{")
+
+
+def test_errors_are_listed_one_per_line(tiny_raw):
+    cfg = copy.deepcopy(tiny_raw)
+    del cfg["structure"]
+    cfg["grid"]["foo"] = 1
+    cfg["simulation"]["energy"] = -5
+    with pytest.raises(ConfigError) as info:
+        validate_config(cfg)
+    assert sorted(str(info.value).splitlines()) == [
+        "config key 'simulation.energy' = -5: must be >= 1000",
+        "config: missing block 'structure'",
+        "config: unknown key 'grid.foo' (allowed: seeds, step_fraction, thickness, ti_fraction)",
+    ]
+
+
+@pytest.mark.parametrize("b", [2, 4])
+def test_even_bin_is_refused(tiny_raw, b):
+    msg = _one_line_error(_bad(tiny_raw, "reduction.bin", b))
+    assert msg.startswith(f"config key 'reduction.bin' = {b}: must be odd")
+
+
+def test_schema_reduction_defaults_are_valid(tiny_raw):
+    spec = load_schema()["properties"]["reduction"]["properties"]
+    assert spec["bin"]["default"] % 2 == 1
+    cfg = copy.deepcopy(tiny_raw)
+    cfg["reduction"] = {}
+    assert validate_config(cfg)["reduction"] == {name: sub["default"] for name, sub in spec.items()}
+    assert validate_config(cfg)["reduction"]["bin"] == 3
 
 
 def test_defaults_are_filled(tiny_raw):

@@ -10,11 +10,16 @@ from __future__ import annotations
 import copy
 import fnmatch
 import math
-from collections.abc import Mapping
+import re
+import reprlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "config.schema.yaml"
 
@@ -65,29 +70,137 @@ def _extend_with_default(validator_class):
     return validators.extend(validator_class, {"properties": set_defaults})
 
 
-def _key_path(error) -> str:
-    parts = [str(p) for p in error.absolute_path]
-    return ".".join(parts) if parts else "<top level>"
+MAX_ERROR_LINES = 20  # schema errors listed, at most (then a count of the rest)
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple = 1, 3, 6, 6
+_SHORT.maxstring, _SHORT.maxother = 40, 40
+_MAX_VALUE_CHARS = 60
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` abbreviated to one short line: a config error never dumps a whole block."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[: _MAX_VALUE_CHARS - 3] + "..."
+
+
+def _join(path: Iterable[Any], *more: Any) -> str:
+    return ".".join(str(p) for p in (*path, *more))
+
+
+def _kind_of(schema: Mapping[str, Any]) -> str:
+    """A few words for what a subschema accepts (the alternatives of a oneOf/anyOf)."""
+    if "const" in schema:
+        return repr(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(v) for v in schema["enum"])
+    types = schema.get("type")
+    names = types if isinstance(types, list) else [types] if types else []
+    words = []
+    for name in names:
+        if name == "array":
+            n_min, n_max = schema.get("minItems"), schema.get("maxItems")
+            count = f"{n_min} " if n_min is not None and n_min == n_max else ""
+            item = (schema.get("items") or {}).get("type")
+            words.append(f"a list of {count}{item + 's' if isinstance(item, str) else 'items'}")
+        elif name == "null":
+            words.append("null")
+        else:
+            words.append(f"a{'n' if name[0] in 'aeiou' else ''} {name}")
+    return " or ".join(words) or "valid"
+
+
+def _reason(err: ValidationError) -> str:
+    """Why the value is refused, without repeating the value (the line shows it once)."""
+    v, val = err.validator, err.validator_value
+    if v == "type":
+        names = val if isinstance(val, list) else [val]
+        return "must be of type " + " or ".join(repr(n) for n in names)
+    if v == "enum":
+        return "must be one of " + ", ".join(repr(x) for x in val)
+    if v == "const":
+        return f"must be {val!r}"
+    bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+    if v in bounds:
+        return f"must be {bounds[v]} {val}"
+    if v == "minItems":
+        return f"needs at least {val} item{'s' if val != 1 else ''}"
+    if v == "maxItems":
+        return f"holds at most {val} item{'s' if val != 1 else ''}"
+    if v == "uniqueItems":
+        return "lists an item twice"
+    if v == "pattern":
+        return f"must match {val!r}"
+    if v == "minLength":
+        return f"needs at least {val} character{'s' if val != 1 else ''}"
+    if v == "not" and val == {"multipleOf": 2}:
+        return "must be odd (so that the binned patterns stay centred)"
+    if v in ("oneOf", "anyOf") and "not valid under any" in err.message:
+        return "must be " + " or ".join(_kind_of(sub) for sub in val)
+    message = err.message
+    lead = repr(err.instance)
+    if message.startswith(lead + " "):  # jsonschema's messages start with the whole value
+        message = message[len(lead) + 1 :]
+    return short_repr(message) if len(message) > 200 else message
+
+
+def schema_error_lines(
+    errors: Iterable[ValidationError], prefix: Iterable[str | int] = ()
+) -> list[str]:
+    """One line per schema error (``jsonschema.ValidationError``): the key path and the value.
+
+    ``prefix`` is the key path of the validated object inside the campaign config (e.g.
+    ``["training"]`` when only that block is validated).
+    """
+    prefix = list(prefix)
+    lines: list[str] = []
+    for err in errors:
+        path = [*prefix, *err.absolute_path]
+        if err.validator == "required":
+            block = "block" if not path else "key"
+            missing = [k for k in err.validator_value if k not in err.instance]
+            lines += [f"config: missing {block} '{_join(path, k)}'" for k in missing]
+        elif err.validator == "additionalProperties":
+            known = err.schema.get("properties") or {}
+            patterns = err.schema.get("patternProperties") or {}
+            unknown = [
+                k
+                for k in err.instance
+                if k not in known and not any(re.search(p, k) for p in patterns)
+            ]
+            if known:
+                hint = "allowed: " + ", ".join(sorted(known))
+            else:
+                hint = "keys must match " + " or ".join(repr(p) for p in patterns)
+            lines += [f"config: unknown key '{_join(path, k)}' ({hint})" for k in unknown]
+        elif "propertyNames" in err.absolute_schema_path:
+            # the error's instance is the key itself, its path that of the enclosing object
+            hint = f"allowed: {', '.join(err.validator_value)}" if err.validator == "enum" else ""
+            hint = hint or _reason(err)
+            lines.append(f"config: unknown key '{_join(path, err.instance)}' ({hint})")
+        else:
+            where = _join(path) if path else "<top level>"
+            lines.append(f"config key '{where}' = {short_repr(err.instance)}: {_reason(err)}")
+    lines = list(dict.fromkeys(lines))  # one line per missing key, however often reported
+    if len(lines) > MAX_ERROR_LINES:
+        rest = len(lines) - MAX_ERROR_LINES
+        lines = [*lines[:MAX_ERROR_LINES], f"config: ... and {rest} more error(s)"]
+    return lines
 
 
 def validate_schema(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``config`` in place against the schema, filling defaults; return it."""
+    """Validate ``config`` in place against the schema, filling defaults; return it.
+
+    Raises :class:`ConfigError` with one line per error (see :func:`schema_error_lines`).
+    """
     from jsonschema import validators
 
     schema = load_schema()
     cls = _extend_with_default(validators.validator_for(schema))
-    errors = sorted(cls(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = sorted(
+        cls(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]
+    )
     if errors:
-        lines = []
-        for err in errors:
-            if err.validator == "additionalProperties":
-                allowed = sorted(err.schema.get("properties", {}))
-                lines.append(
-                    f"config key '{_key_path(err)}': {err.message}; allowed keys: {allowed}"
-                )
-            else:
-                lines.append(f"config key '{_key_path(err)}' = {err.instance!r}: {err.message}")
-        raise ConfigError("invalid campaign config:\n  " + "\n  ".join(lines))
+        raise ConfigError("\n".join(schema_error_lines(errors)))
     return config
 
 
