@@ -1,5 +1,9 @@
 """Small helpers shared by the benchmark scripts: the machine header, measured subprocesses,
-tables. Standard library only (heavy imports stay in the scripts' functions)."""
+tables. Standard library only (heavy imports stay in the scripts' functions).
+
+Importing it puts the repository root on ``sys.path`` (a script run as
+``python benchmarks/NAME.py`` has only ``benchmarks/`` there), so the scripts import the code
+they share with the tests from :mod:`support` (the workflow copy, ``BIN``, the environment)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def cpu_model() -> str:
@@ -115,11 +120,6 @@ def run_measured(cmd: list[str], timeout: float | None = None, **kw) -> Measured
         out.seek(0)
         err.seek(0)
         return Measured(proc.returncode, wall, usage.ru_maxrss / 1024, out.read(), err.read())
-
-
-def env_with_venv(**extra: str) -> dict[str, str]:
-    """The environment with the venv's console scripts (snakemake, interface4d) first."""
-    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra)
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:

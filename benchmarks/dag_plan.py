@@ -5,7 +5,7 @@ Prints, in one run, the wall time and peak memory of the dry run through the sum
 
     .venv/bin/python benchmarks/dag_plan.py [--profile profiles/summit]
 
-Target (DEVELOPERS.md): <= 30 s, <= 200 cluster submissions.
+Target: <= 30 s, <= 200 cluster submissions (measured in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 For each size, the paper-scale campaign (profiles/summit/campaign.yaml) is shrunk (seeds first,
 then Ti fractions and step fractions, all five thicknesses kept) to about that many cells and
-written over profiles/summit/campaign.yaml in a temp copy of the workflow (tests/helpers.py
+written over profiles/summit/campaign.yaml in a temp copy of the workflow (support/workflow.py
 `copy_workflow`; the checkout's results/ are untouched and every job is planned). There, the
 whole campaign DAG (simulate, reduce, gather, train, evaluate) is planned twice through the
 summit profile:
@@ -39,7 +39,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from _common import BIN, ROOT, env_with_venv, header, run_measured, table
+from _common import ROOT, header, run_measured, table
+
+from support.workflow import BIN, WORKFLOW, copy_workflow
+from support.workflow import env as venv_env
 
 PROFILE = "profiles/summit"
 TOLERANCE = 0.03  # a shrunk grid within 3 % of the target keeps as many grid axes as it can
@@ -126,7 +129,7 @@ def plan(wd: Path, quiet: bool, timeout: float, extra: Sequence[str] = ()):
     cmd = [str(BIN / "snakemake"), "-n", "--profile", PROFILE, *extra]
     if quiet:
         cmd.append("-q")
-    res = run_measured(cmd, cwd=wd, env=env_with_venv(), timeout=timeout)
+    res = run_measured(cmd, cwd=wd, env=venv_env(), timeout=timeout)
     if res.returncode:
         sys.exit(f"{' '.join(cmd)} failed in {wd} ({res.returncode}):\n{res.tail()}")
     return res
@@ -165,9 +168,6 @@ def main() -> None:
         args.cells = ["100", "300"]
     sys.path.insert(0, str(ROOT / "src"))
     import yaml
-
-    sys.path.insert(0, str(ROOT))
-    from tests.helpers import copy_workflow
 
     header("snakemake dry-run scaling through the summit profile (benchmarks/dag_scaling.py)")
     with open(args.campaign) as fh:
@@ -287,8 +287,6 @@ def baseline_workflow(rev: str, dest: Path, config: dict) -> Path:
     import subprocess
 
     import yaml
-
-    from tests.helpers import WORKFLOW
 
     dest.mkdir(parents=True)
     archive = subprocess.run(

@@ -20,19 +20,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from _common import header  # noqa: E402
+from _common import ROOT, header
 
-from tests.helpers import copy_workflow  # noqa: E402
-
-BIN = Path(sys.executable).parent
+from support.workflow import BIN, copy_workflow
+from support.workflow import env as venv_env
 
 
 def empty_caches() -> None:
@@ -77,7 +73,7 @@ def main() -> None:
         empty_caches()
     wd = Path(tempfile.mkdtemp(prefix="i4d-demo-"))
     copy_workflow(wd, Path(args.config))
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env = venv_env()
     t = time.perf_counter()
     subprocess.run(
         [str(BIN / "snakemake"), "--cores", str(args.cores), "--configfile", "campaign.yaml"],

@@ -25,7 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import BIN, ROOT, env_with_venv, header, run_measured, table
+from _common import ROOT, header, run_measured, table
+
+from support.workflow import BIN
+from support.workflow import env as venv_env
 
 
 def simulate(cell: str, out: Path, max_batch: int, wisdom: Path | None) -> float:
@@ -33,7 +36,7 @@ def simulate(cell: str, out: Path, max_batch: int, wisdom: Path | None) -> float
     cmd += ["--cell", cell, "--max-batch", str(max_batch), "-o", str(out)]
     if wisdom is not None:
         cmd += ["--fftw-wisdom", str(wisdom)]
-    env = env_with_venv(OMP_NUM_THREADS="1")
+    env = venv_env(OMP_NUM_THREADS="1")
     env.pop("INTERFACE4D_FFTW_WISDOM", None)
     res = run_measured(cmd, env=env, timeout=1800)
     if res.returncode:

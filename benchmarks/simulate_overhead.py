@@ -6,14 +6,13 @@ through Snakemake (one invocation, `--cores 1`) and divides by the number of cel
 
     .venv/bin/python benchmarks/simulate_overhead.py [--config config.yaml] [--cell t100/step-d3]
 
-Target (DEVELOPERS.md): entry point / bare <= 1.1.
+Target: entry point / bare <= 1.1 (measured in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -22,11 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tests.helpers import copy_workflow  # noqa: E402
+from _common import ROOT
 
-BIN = Path(sys.executable).parent
+from support.workflow import BIN, copy_workflow
+from support.workflow import env as venv_env
 
 BARE = r"""
 import json, sys, numpy as np, abtem, ase.io
@@ -76,7 +74,7 @@ def main() -> None:
     config = load_config(args.config)
     settings = cell_settings(config, args.cell)
     max_batch = config["simulation"]["max_batch"]
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
+    env = venv_env(OMP_NUM_THREADS="1")
     tmp = Path(tempfile.mkdtemp(prefix="i4d-overhead-"))
     try:
         (tmp / "settings.json").write_text(json.dumps(settings))

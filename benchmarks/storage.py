@@ -38,7 +38,10 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from _common import BIN, ROOT, env_with_venv, fmt_bytes, header, run_measured, table
+from _common import ROOT, fmt_bytes, header, run_measured, table
+
+from support.workflow import BIN, copy_workflow
+from support.workflow import env as venv_env
 
 PAPER_BYTES = 350e9  # the paper's stated total
 PAPER_PATTERN = (341, 341, 13, 123)  # its stored array per simulation (float32)
@@ -85,9 +88,6 @@ def simulate_demo_cells(config_path: Path, wd: Path) -> tuple[Path, dict]:
     """A step and a diffusion cell of the config, through Snakemake up to the datasets."""
     from interface4d.config import load_config
 
-    sys.path.insert(0, str(ROOT))
-    from tests.helpers import copy_workflow
-
     config = load_config(config_path)
     grid = config["grid"]
     t = grid["thickness"][0]
@@ -106,7 +106,7 @@ def simulate_demo_cells(config_path: Path, wd: Path) -> tuple[Path, dict]:
 
     targets = ["results/datasets/classify.h5", f"results/datasets/regress_t{fmt(t)}.h5"]
     cmd = [str(BIN / "snakemake"), *targets, "--cores", "2", "--configfile", "campaign.yaml"]
-    res = run_measured(cmd, cwd=wd, env=env_with_venv(OMP_NUM_THREADS="1"), timeout=1800)
+    res = run_measured(cmd, cwd=wd, env=venv_env(OMP_NUM_THREADS="1"), timeout=1800)
     if res.returncode:
         logs = "\n".join(p.read_text()[-2000:] for p in (wd / "results/logs").rglob("*.log"))
         sys.exit(f"snakemake failed ({res.returncode}):\n{res.tail()}\n{logs}")

@@ -27,11 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tests.cnn_synthetic import write_dataset  # noqa: E402
+import _common  # noqa: F401 (puts the repository root on sys.path, for support)
 
-BIN = Path(sys.executable).parent
+from support.cnn_synthetic import write_dataset
+from support.workflow import BIN
+from support.workflow import env as venv_env
 
 
 def run_config(data: Path, work: Path, ranks: int, threads: int, onednn: str, args) -> dict:
@@ -57,9 +57,8 @@ def run_config(data: Path, work: Path, ranks: int, threads: int, onednn: str, ar
         "--threads",
         str(threads),
     ]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2")
+    env = venv_env(OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2")
     env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn == "on" else "0"
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     full = (
         [str(BIN / "horovodrun"), "-np", str(ranks), "-H", f"localhost:{ranks}", "--gloo", *cmd]
         if ranks > 1

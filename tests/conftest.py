@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from support.workflow import ROOT, copy_workflow
+
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 
 # Keep BLAS/FFT single-threaded in tests: CI has 2 cores and pytest may run a Snakemake beside.
@@ -31,34 +31,12 @@ def tiny_config(tiny_raw) -> dict:
     return validate_config(copy.deepcopy(tiny_raw))
 
 
-@pytest.fixture
-def workdir(tmp_path) -> Path:
-    """A temp copy of the workflow (Snakefile, rules, schemas, report captions, profiles)."""
-    for name in (
-        "Snakefile",
-        "workflow",
-        "profiles",
-        "envs",
-        "src",
-        "config.yaml",
-        "pyproject.toml",
-    ):
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, tmp_path / name, symlinks=True)
-        elif src.exists():
-            shutil.copy2(src, tmp_path / name)
-    shutil.copy2(TINY, tmp_path / "tiny.yaml")
-    return tmp_path
-
-
 @pytest.fixture(scope="session")
 def tiny_campaign(tmp_path_factory) -> Path:
     """The tiny campaign run once to completion with real Snakemake in a temp copy (shared by
     the workflow and report tests; they only add files beside its results)."""
-    from .helpers import copy_workflow, snakemake
+    from .helpers import snakemake
 
-    wd = copy_workflow(tmp_path_factory.mktemp("campaign"))
-    shutil.copy2(TINY, wd / "tiny.yaml")
+    wd = copy_workflow(tmp_path_factory.mktemp("campaign"), TINY, as_name="tiny.yaml")
     snakemake(wd, "--configfile", "tiny.yaml")
     return wd

@@ -1,40 +1,14 @@
-"""Run real Snakemake in a temp copy of the workflow and read what it plans."""
+"""Run real Snakemake in a temp copy of the workflow (:func:`support.workflow.copy_workflow`)
+and read what it plans."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW = ("Snakefile", "workflow", "profiles", "envs", "src", "config.yaml", "pyproject.toml")
-
-
-def copy_workflow(dest: Path, campaign: Path | None = None) -> Path:
-    """A temp copy of the workflow (and, as campaign.yaml, a campaign file) to run in."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW:
-        src = ROOT / name
-        if src.is_dir():
-            ignore = shutil.ignore_patterns("__pycache__")
-            shutil.copytree(src, dest / name, symlinks=True, ignore=ignore)
-        else:
-            shutil.copy2(src, dest / name)
-    if campaign is not None:
-        shutil.copy2(campaign, dest / "campaign.yaml")
-    return dest
-
-
-def env() -> dict[str, str]:
-    """The test's environment with the venv's console scripts (interface4d) first on PATH."""
-    e = dict(os.environ)
-    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
-    return e
+from support.workflow import BIN, env
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 600):

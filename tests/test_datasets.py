@@ -228,7 +228,7 @@ def test_regress_set_holds_the_step_cells_of_one_thickness(
 # --------------------------------------------------------------------------- the reader
 
 
-def test_reader_batches_and_shards(reduced, tmp_path):
+def test_reader_batches(reduced, tmp_path):
     h5, manifest = gather(reduced.values(), tmp_path)
     with h5py.File(h5, "r") as fh:
         x_all, y_all, split = fh["x"][()], fh["y"][()], fh["split"][()]
@@ -243,19 +243,11 @@ def test_reader_batches_and_shards(reduced, tmp_path):
             x, y = data.batch(idx)
             np.testing.assert_array_equal(x, x_all[idx])
             np.testing.assert_array_equal(y, y_all[idx])
-            for size in (1, 2, 3):
-                shards = [data.shard(rank, size) for rank in range(size)]
-                joined = np.concatenate(shards)
-                assert joined.size == len(data) and len(set(joined.tolist())) == joined.size
-                assert set(joined.tolist()) == set(data.indices.tolist())
-                assert max(s.size for s in shards) - min(s.size for s in shards) <= 1
     with H5Examples(h5, "all") as data:
         assert len(data) == 16
         assert data.batch([])[0].shape == (0, NX, K, K)
         with pytest.raises(IndexError):
             data.batch([16])
-        with pytest.raises(ValueError, match="rank=2, size=2"):
-            data.shard(2, 2)
     with pytest.raises(ValueError, match="'test'"):
         H5Examples(h5, "test")
 

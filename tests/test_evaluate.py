@@ -22,9 +22,8 @@ from interface4d.evaluate import (
     reference_thickness,
     summarise,
 )
-
-from .cnn_synthetic import write_dataset
-from .helpers import ROOT
+from support.cnn_synthetic import write_dataset
+from support.workflow import ROOT
 
 AUG = {"dose": [1e4, 1e6], "rotation_deg": 2.0, "val_seed": 1234}
 

@@ -26,7 +26,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .helpers import BIN, ROOT, copy_workflow, env, planned, snakemake, write_config
+from support.workflow import BIN, ROOT, copy_workflow, env
+
+from .helpers import planned, snakemake, write_config
 
 PROFILES = ("slurm", "frontier", "summit")
 SIM_GROUP = 85  # cells per simulation submission (a reduction is a job per block, ungrouped)

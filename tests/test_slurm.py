@@ -41,7 +41,9 @@ import numpy as np
 import pytest
 import yaml
 
-from .helpers import BIN, ROOT, copy_workflow, env, write_config
+from support.workflow import BIN, ROOT, copy_workflow, env
+
+from .helpers import write_config
 
 pytestmark = [
     pytest.mark.slow,
@@ -296,14 +298,6 @@ def campaign(tmp_path_factory) -> Path:
     return write_config(tmp_path_factory.mktemp("campaign") / "tiny2.yaml", cfg)
 
 
-def workdir(dest: Path, campaign: Path) -> Path:
-    wd = copy_workflow(dest, campaign)
-    for link in ("slurm", "frontier", "summit"):  # the README's `--profile NAME` links
-        if (ROOT / link).is_symlink():
-            (wd / link).symlink_to(os.readlink(ROOT / link))
-    return wd
-
-
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory, campaign):
     """The reference, started first: the same campaign here (horovodrun for the 2 ranks).
@@ -311,7 +305,7 @@ def local_run(tmp_path_factory, campaign):
     It runs while apt installs Slurm and while the Slurm run waits on its jobs, so the module
     takes about the longer of the two runs, not their sum. Yields (workdir, process).
     """
-    wd = workdir(tmp_path_factory.mktemp("local"), campaign)
+    wd = copy_workflow(tmp_path_factory.mktemp("local"), campaign)
     log = open(wd / "snakemake.log", "w")  # noqa: SIM115
     cmd = [str(BIN / "snakemake"), *MODELS, "--cores", "2", "--configfile", "campaign.yaml"]
     e = dict(env(), OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
@@ -357,7 +351,7 @@ def submissions(log: str) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def on_slurm(tmp_path_factory, campaign, local_run, cluster):
     """The whole campaign through `--profile slurm`: (workdir, snakemake's output)."""
-    wd = workdir(tmp_path_factory.mktemp("slurm"), campaign)
+    wd = copy_workflow(tmp_path_factory.mktemp("slurm"), campaign)
     t0 = time.monotonic()
     proc = through_slurm(cluster, wd, timeout=900)
     out = proc.stdout + proc.stderr
@@ -444,7 +438,7 @@ def test_a_failing_job_fails_the_run(tmp_path, campaign, cluster):
     """GPU simulations on a CPU-only node: the grouped simulate jobs fail inside Slurm."""
     cfg = yaml.safe_load(campaign.read_text())
     cfg["simulation"]["device"] = "gpu"  # valid config; fails in the job (no CuPy here)
-    wd = workdir(tmp_path / "wd", write_config(tmp_path / "gpu.yaml", cfg))
+    wd = copy_workflow(tmp_path / "wd", write_config(tmp_path / "gpu.yaml", cfg))
     targets = [f"results/sims/{c}.h5" for c in CELLS[:2]]  # one group of two cells
     proc = through_slurm(cluster, wd, *targets, timeout=600)
     out = proc.stdout + proc.stderr

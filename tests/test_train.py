@@ -2,7 +2,7 @@
 
 Training runs are subprocesses (``python -m interface4d.train`` or ``horovodrun -np 2 -H
 localhost:2 --gloo ...``) on tiny synthetic datasets in the real file format
-(``tests/cnn_synthetic.py``), one TF thread per process.
+(``support/cnn_synthetic.py``), one TF thread per process.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 
 from interface4d.augment import augment_batch, augment_example, draw_dose, rotate_patterns
-from tests.cnn_synthetic import write_dataset
+from support.cnn_synthetic import write_dataset
+from support.workflow import BIN, ROOT
 
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parents[1]
 SMALL_MODEL = {"filters": [4, 8], "kernel_size": 3, "dense": [16, 8], "dropout": 0.15}
 
 

@@ -18,18 +18,17 @@ import h5py
 import pytest
 import yaml
 
-from . import helpers
-from .helpers import BIN, ROOT, env, planned, snakemake, write_config
+from support.workflow import BIN, ROOT, copy_workflow, env
+
+from .helpers import planned, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
 TINY = ROOT / "tests/configs/tiny.yaml"
 
 
-def copy_workflow(dest: Path) -> Path:
-    wd = helpers.copy_workflow(dest)
-    shutil.copy2(TINY, wd / "tiny.yaml")
-    return wd
+def copy_tiny(dest: Path) -> Path:
+    return copy_workflow(dest, TINY, as_name="tiny.yaml")
 
 
 @pytest.fixture
@@ -119,7 +118,7 @@ def test_imbalanced_campaign_weighs_the_classes_and_reports_balanced_accuracy(tm
     import numpy as np
     import pandas as pd
 
-    wd = copy_workflow(tmp_path / "wd")
+    wd = copy_tiny(tmp_path / "wd")
     cfg = tiny()
     cfg["grid"]["seeds"] = [1, 2, 3]  # 6 intermixed vs 2 step cells per thickness
     write_config(wd / "imbalanced.yaml", cfg)
@@ -151,7 +150,7 @@ def test_nothing_to_do_after_run(done):
 
 def test_fresh_clone_reruns_nothing(done, tmp_path):
     """New mtimes on every workflow and library file (what a git clone gives) rerun nothing."""
-    clone = copy_workflow(tmp_path / "clone")
+    clone = copy_tiny(tmp_path / "clone")
     shutil.copytree(done / "results", clone / "results")
     shutil.copytree(done / ".snakemake", clone / ".snakemake")
     later = time.time() + 60
@@ -210,6 +209,31 @@ def test_adding_grid_values_adds_only_new_cells(done):
     assert all("Missing output" in jobs[s][1] for s in new)
 
 
+def test_adding_an_intermixed_cell_reruns_no_regressor(done):
+    """A new Ti fraction adds intermixed cells: their simulations, the diffusion blocks that hold
+    them, the classification set and the classifier rerun; no regression set and no regressor
+    (they read step cells only)."""
+    cfg = tiny()
+    cfg["grid"]["ti_fraction"] = [0.2, 0.5, 0.3]
+    write_config(done / "ti.yaml", cfg)
+    jobs = planned(done, "--configfile", "ti.yaml")
+    by_rule: dict[str, set[str]] = {}
+    for out, (rule, _) in jobs.items():
+        by_rule.setdefault(rule, set()).add(out)
+    assert by_rule.pop("simulate") == {
+        "results/sims/t40/diffusion-ti0.3-s1.h5",
+        "results/sims/t60/diffusion-ti0.3-s1.h5",
+    }
+    assert by_rule.pop("reduce") == {
+        "results/reduced/t40/diffusion.h5",
+        "results/reduced/t60/diffusion.h5",
+    }
+    assert by_rule.pop("gather_classify") == {"results/datasets/classify.h5"}
+    assert by_rule.pop("train_classifier") == {"results/models/classifier.keras"}
+    assert "gather_regress" not in by_rule and "train_regressor" not in by_rule, by_rule
+    assert "evaluate_regressors" not in by_rule, by_rule
+
+
 def test_equivalent_spelling_reruns_nothing(done):
     cfg = tiny()
     cfg["grid"]["thickness"] = [40.0, 60.000]
@@ -236,7 +260,7 @@ def test_execution_settings_rerun_nothing(done):
 
 
 def test_library_edit_reruns_cells(done, tmp_path):
-    clone = copy_workflow(tmp_path / "edited")
+    clone = copy_tiny(tmp_path / "edited")
     shutil.copytree(done / "results", clone / "results")
     shutil.copytree(done / ".snakemake", clone / ".snakemake")
     with open(clone / "src/interface4d/structures.py", "a") as fh:
@@ -259,7 +283,7 @@ def test_bad_config_fails_before_any_job(done, tmp_path):
 
 def start_killable_campaign(dest: Path) -> tuple[Path, subprocess.Popen]:
     """Four t60 cells of a few seconds each, one at a time, in their own process group."""
-    wd = copy_workflow(dest)
+    wd = copy_tiny(dest)
     cfg = tiny()
     cfg["grid"]["thickness"] = [60]
     cfg["simulation"]["scan"]["gpts"] = [16, 4]
@@ -342,7 +366,7 @@ def test_workflow_killed_whole_then_unlocked_resumes(tmp_path):
 
 
 def test_paper_scale_campaign_plans_over_14000_cells(tmp_path):
-    wd = copy_workflow(tmp_path / "paper")
+    wd = copy_tiny(tmp_path / "paper")
     proc = snakemake(
         wd,
         "-n",

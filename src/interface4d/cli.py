@@ -98,32 +98,20 @@ def cmd_reduce(args) -> int:
     return 0
 
 
-def gathered_paths(spec: dict, reduced_dir: str, task: str) -> list[Path]:
-    """The reduced files a dataset gathers: the blocks of the grid's step/diffusion cells (the
-    step block of one thickness for regression), in the grid's order."""
-    from interface4d.grid import blocks_of, cells_of_canonical, fmt
-
-    cells = cells_of_canonical(spec["grid"])
-    if task == "classify":
-        chosen = [c for c in cells if c.kind in ("step", "diffusion")]
-    else:
-        chosen = [
-            c for c in cells if c.kind == "step" and fmt(c.thickness) == fmt(spec["thickness"])
-        ]
-    return [Path(reduced_dir) / f"{block}.h5" for block in blocks_of(chosen)]
-
-
 def cmd_gather(args) -> int:
     from interface4d.datasets import gather_classify, gather_regress
 
     _setup_logging()
     spec = json.loads(args.spec)
-    paths = gathered_paths(spec, args.reduced_dir, args.task)
     if args.task == "classify":
-        gather_classify(paths, args.output, args.manifest, spec["reduction"])
+        gather_classify(args.inputs, args.output, args.manifest, spec["reduction"])
     else:
-        gather_regress(paths, spec["thickness"], args.output, args.manifest, spec["reduction"])
-    print(f"{args.task}: {len(paths)} reduced files -> {args.output}", file=sys.stderr)
+        if spec.get("thickness") is None:
+            raise SystemExit("gather regress: --spec needs a 'thickness'")
+        gather_regress(
+            args.inputs, spec["thickness"], args.output, args.manifest, spec["reduction"]
+        )
+    print(f"{args.task}: {len(args.inputs)} reduced files -> {args.output}", file=sys.stderr)
     return 0
 
 
@@ -204,8 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gather", help="gather reduced cells into a split dataset")
     g.add_argument("task", choices=["classify", "regress"])
-    g.add_argument("--spec", required=True, help="JSON: grid, structure, reduction, thickness")
-    g.add_argument("--reduced-dir", required=True)
+    g.add_argument("inputs", nargs="+", metavar="REDUCED", help="reduced blocks (.h5)")
+    g.add_argument(
+        "--spec", required=True, help='JSON {"reduction": {...}, "thickness": A (regress)}'
+    )
     g.add_argument("-o", "--output", required=True)
     g.add_argument("--manifest", required=True)
     g.set_defaults(func=cmd_gather)

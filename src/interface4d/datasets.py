@@ -418,15 +418,13 @@ class H5Examples:
     """Batches of one split of a gathered file, read on demand (the file stays on disk).
 
     >>> with H5Examples("classify.h5", "train") as data:
-    ...     for idx in np.array_split(rng.permutation(data.shard(rank, size)), steps):
+    ...     for idx in np.array_split(rng.permutation(data.indices), steps):
     ...         x, y = data.batch(idx)
 
     * ``indices``: sorted row numbers of the split ('train', 'val' or 'all');
     * ``len(data)``: their number;
     * ``batch(idx)``: ``(x, y)`` for any row numbers, in the order given (duplicates allowed);
       only those rows are read;
-    * ``shard(rank, size)``: ``indices[rank::size]``, the rows of one Horovod rank (disjoint
-      across ranks, together the whole split; sizes differ by at most one);
     * ``attrs``: the file's attributes (JSON decoded); ``example_shape``: (nx, k, k).
 
     One instance holds one open file handle: open one per process, close it (or use ``with``).
@@ -499,11 +497,6 @@ class H5Examples:
                 dtype=np.int64,
             )
         return self._uids[np.asarray(idx, dtype=np.int64)]
-
-    def shard(self, rank: int, size: int) -> np.ndarray:
-        if not (size >= 1 and 0 <= rank < size):
-            raise ValueError(f"shard(rank={rank}, size={size}): need 0 <= rank < size")
-        return self.indices[rank::size]
 
     def close(self) -> None:
         self._fh.close()

@@ -16,7 +16,6 @@ import hashlib
 import json
 import math
 import re
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,41 +143,6 @@ def enumerate_cells(config: Mapping[str, Any]) -> tuple[list[Cell], list[Duplica
             "values that differ beyond 6 decimals are not supported"
         )
     return cells, duplicates
-
-
-def canonical_grid(config: Mapping[str, Any], cells: list[Cell] | None = None) -> dict[str, Any]:
-    """The grid as the set of cells it makes, in a canonical form: equal for configs that make
-    the same cells (0.3 vs 0.30, two fractions on one depth, reordered lists), small at 14,000
-    cells (diffusion stays a product). :func:`cells_of_canonical` turns it back into cells."""
-    if cells is None:
-        cells, _ = enumerate_cells(config)
-    grid = config["grid"]
-    return {
-        "thickness": sorted({fmt(t) for t in grid["thickness"]}, key=float),
-        "step_depths": {
-            fmt(t): sorted(c.depth for c in cells if c.kind == "step" and c.thickness == t)
-            for t in grid["thickness"]
-        },
-        "ti_fraction": sorted({fmt(f) for f in grid["ti_fraction"]}, key=float),
-        "seeds": sorted(set(grid["seeds"])),
-    }
-
-
-def cells_of_canonical(grid: Mapping[str, Any]) -> list[Cell]:
-    out: list[Cell] = []
-    for t in grid["thickness"]:
-        out += [Cell("step", float(t), depth=d) for d in grid["step_depths"][t]]
-        out += [
-            Cell("diffusion", float(t), ti_fraction=float(f), seed=int(s))
-            for f in grid["ti_fraction"]
-            for s in grid["seeds"]
-        ]
-    return out
-
-
-def report_duplicates(duplicates: Iterable[Duplicate]) -> None:
-    for d in duplicates:
-        warnings.warn(str(d), stacklevel=2)
 
 
 REDUCE_MODULES = ("reduce.py", "h5io.py")

@@ -23,7 +23,6 @@ from interface4d.grid import (  # noqa: E402
     BLOCK_PATTERN,
     JsonDict,
     blocks_of,
-    canonical_grid,
     code_hash,
     enumerate_cells,
     fmt,
@@ -39,7 +38,6 @@ validate(config, "../schemas/config.schema.yaml")
 RESULTS = config["results"]
 CELLS, DUPLICATES = enumerate_cells(config)
 CELL_IDS = [c.id for c in CELLS]
-CANONICAL_GRID = canonical_grid(config, CELLS)
 THICKNESSES = [fmt(t) for t in config["grid"]["thickness"]]
 PACKAGE = Path(workflow.basedir) / "src" / "interface4d"
 CODE = code_hash(PACKAGE)
@@ -208,9 +206,9 @@ def reduction_params(wildcards):
 
 
 def gather_params(thickness=None):
-    """The cells a dataset gathers (grid and geometry) and its split protocol."""
+    """How a dataset gathers its reduced blocks (its input files): the split protocol. Not the
+    grid: a new cell reaches a dataset only through a changed input block."""
     spec = {
-        "grid": CANONICAL_GRID,
         "reduction": config["reduction"],
         "thickness": thickness,
         "code": GATHER_CODE,

@@ -38,9 +38,8 @@ rule gather_classify:
         "../../envs/interface4d.yaml"
     params:
         spec=gather_params(),
-        reduced_dir=f"{RESULTS}/reduced",
     shell:
-        "interface4d gather classify --spec {params.spec:q} --reduced-dir {params.reduced_dir}"
+        "interface4d gather classify {input} --spec {params.spec:q}"
         " -o {output.h5} --manifest {output.manifest} 2> {log}"
 
 
@@ -58,7 +57,6 @@ rule gather_regress:
         "../../envs/interface4d.yaml"
     params:
         spec=lambda w: gather_params(float(w.thickness)),
-        reduced_dir=f"{RESULTS}/reduced",
     shell:
-        "interface4d gather regress --spec {params.spec:q} --reduced-dir {params.reduced_dir}"
+        "interface4d gather regress {input} --spec {params.spec:q}"
         " -o {output.h5} --manifest {output.manifest} 2> {log}"

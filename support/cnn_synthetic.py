@@ -1,4 +1,5 @@
-"""Synthetic descriptor datasets in the training format (training tests and benchmark).
+"""Synthetic descriptor datasets in the training format (training and evaluation tests,
+benchmarks/train_throughput.py).
 
 Layout (as ``interface4d.datasets`` writes it): ``x`` float32 (N, nx, k, k), each pattern summing
 to <= 1; ``y`` int8 class (0 step, 1 diffusion) or float32 step fraction; ``split`` uint8
