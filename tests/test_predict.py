@@ -1,6 +1,7 @@
-"""interface4d predict: the model card, resampling with known answers, the refusals, and an end
-to end run on a held-out cell simulated on another grid and written in another layout (real
-abTEM, real TensorFlow, the real console script)."""
+"""interface4d predict: the model card, the network input of our own grid, the refusals, and an
+end to end run on a held-out cell simulated on another grid and written in another layout (real
+abTEM, real TensorFlow, the real console script). Resampling, layouts and units:
+tests/test_userdata.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-from itertools import permutations
 from pathlib import Path
 
 import h5py
@@ -19,8 +19,25 @@ import numpy as np
 import pytest
 import yaml
 
-from interface4d import predict as P
 from interface4d import reduce
+from interface4d.modelcard import (
+    CARD_FORMAT,
+    INTENSITY_UNITS,
+    ModelCard,
+    PredictError,
+    read_model_card,
+    write_model_card,
+)
+from interface4d.physics import mrad_from_inv_angstrom
+from interface4d.predict import plan, predict, scan_nyquist_A
+from interface4d.userdata import (
+    AXES,
+    Calibration,
+    DataFile,
+    calibration,
+    from_canonical,
+    prepare_input,
+)
 
 BIN = Path(sys.executable).parent
 A = 3.905
@@ -29,11 +46,11 @@ A = 3.905
 # --------------------------------------------------------------------------- helpers
 
 
-def synthetic_card(tmp_path: Path, **changes) -> P.ModelCard:
+def synthetic_card(tmp_path: Path, **changes) -> ModelCard:
     """A card like the tiny campaign's: 8 positions of 0.875 A from -2 A, 19 x 19 pixels of
     2.52 mrad centred on pixel 9, regressors at 40 and 100 A (no model files needed)."""
     data = {
-        "format": P.CARD_FORMAT,
+        "format": CARD_FORMAT,
         "campaign": "synthetic",
         "energy_eV": 300e3,
         "semiangle_cutoff_mrad": 20.0,
@@ -49,7 +66,7 @@ def synthetic_card(tmp_path: Path, **changes) -> P.ModelCard:
         "scan_y_step_A": A / 4,
         "scan_y_positions": 4,
         "dose_range": [1e4, 1e6],
-        "intensity_units": P.INTENSITY_UNITS,
+        "intensity_units": INTENSITY_UNITS,
         "pattern_intensity": {"mean": 0.97, "min": 0.9, "max": 0.99},
         "classes": ["step", "diffusion"],
         "classifier_model": "classifier.keras",
@@ -61,10 +78,10 @@ def synthetic_card(tmp_path: Path, **changes) -> P.ModelCard:
     path = tmp_path / "models" / "model_card.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
-    return P.read_model_card(path)
+    return read_model_card(path)
 
 
-def calib(**changes) -> P.Calibration:
+def calib(**changes) -> Calibration:
     kw = {
         "energy_eV": 300e3,
         "sampling_mrad": 0.84,
@@ -73,94 +90,14 @@ def calib(**changes) -> P.Calibration:
         "interface_x_A": 3.0,
     }
     kw.update(changes)
-    return P.calibration(**kw)
+    return calibration(**kw)
 
 
 # our layout: 40 positions of 0.2 A (interface 3 A from the first: -3 .. 4.8 A), 4 rows, 64 px
 SHAPE = (40, 4, 64, 64)
 
 
-def gaussian(n: int, center: tuple[float, float], sigma: float) -> np.ndarray:
-    i, j = np.mgrid[:n, :n].astype(np.float64)
-    g = np.exp(-0.5 * ((i - center[0]) ** 2 + (j - center[1]) ** 2) / sigma**2)
-    return g / g.sum()
-
-
-def centroid(p: np.ndarray) -> tuple[float, float]:
-    i, j = np.mgrid[: p.shape[0], : p.shape[1]]
-    return float((p * i).sum() / p.sum()), float((p * j).sum() / p.sum())
-
-
-# --------------------------------------------------------------------------- resampling
-
-
-def test_pattern_on_the_trained_grid_is_unchanged():
-    rng = np.random.default_rng(0)
-    p = rng.random((3, 2, 19, 19))
-    out = P.resample_patterns(p, (2.52, 2.52), (9, 9), (2.52, 2.52), (9, 9), (19, 19))
-    np.testing.assert_allclose(out, p, rtol=0, atol=1e-14)
-    w = P.overlap_matrix(19, 2.52, 9, 19, 2.52, 9)
-    np.testing.assert_allclose(w, np.eye(19), atol=1e-14)
-
-
-def test_uniform_density_stays_uniform_with_the_right_value_per_pixel():
-    density = 3e-4  # fraction of the probe per mrad^2
-    for s_src, n, s_dst in ((0.5, 120, 2.1), (0.84, 98, 2.52), (0.3, 201, 0.7)):
-        src = np.full((n, n), density * s_src**2)
-        out = P.resample_patterns(
-            src, (s_src, s_src), (n // 2, n // 2), (s_dst,) * 2, (9, 9), (19, 19)
-        )
-        np.testing.assert_allclose(out, density * s_dst**2, rtol=1e-12)
-
-
-def test_gaussian_disc_lands_on_the_network_centre_when_the_centre_is_given():
-    s_src, s_dst, k, c_dst = 0.4, 1.0, 15, 7.0
-    for c_src in ((40.3, 25.7), (31.0, 33.5)):
-        src = gaussian(64, c_src, sigma=3.0)
-        out = P.resample_patterns(src, (s_src,) * 2, c_src, (s_dst,) * 2, (c_dst,) * 2, (k, k))
-        assert centroid(out) == pytest.approx((c_dst, c_dst), abs=0.01)
-        assert out.sum() == pytest.approx(1.0, abs=1e-8)  # the disc lies inside: nothing lost
-    # off by (2, -3) source pixels = (0.8, -1.2) mrad = (0.8, -1.2) target pixels
-    src = gaussian(64, (34.0, 29.0), sigma=3.0)
-    out = P.resample_patterns(src, (s_src,) * 2, (32, 32), (s_dst,) * 2, (c_dst,) * 2, (k, k))
-    assert centroid(out) == pytest.approx((c_dst + 0.8, c_dst - 1.2), abs=0.01)
-
-
-def test_layout_permutations_round_trip():
-    rng = np.random.default_rng(1)
-    canonical = rng.random((5, 4, 3, 2))  # x, y, kx, ky of distinct lengths
-    for perm in permutations(P.AXES):
-        layout = P.parse_layout(",".join(perm))
-        stored = P.from_canonical(canonical, layout)
-        assert stored.shape == tuple(canonical.shape[P.AXES.index(a)] for a in perm)
-        np.testing.assert_array_equal(P.to_canonical(stored, layout), canonical)
-    yx = P.from_canonical(canonical, ("y", "x", "ky", "kx"))
-    assert yx[3, 1, 0, 2] == canonical[1, 3, 2, 0]
-    for bad in ("x,y,kx", "x,x,kx,ky", "x,y,kx,kz", "a,b,c,d", ""):
-        with pytest.raises(P.PredictError, match="layout"):
-            P.parse_layout(bad)
-
-
-def test_inverse_angstrom_and_mrad_at_300_kV():
-    from interface4d.config import wavelength
-
-    assert wavelength(300e3) == pytest.approx(0.0196875, rel=1e-5)  # 1.969 pm at 300 kV
-    assert P.mrad_from_inv_angstrom(0.05, 300e3) == pytest.approx(0.984375, rel=1e-5)
-    assert P.inv_angstrom_from_mrad(P.mrad_from_inv_angstrom(0.0427, 300e3), 300e3) == (
-        pytest.approx(0.0427, rel=1e-12)
-    )
-    c = calib(sampling_mrad=None, sampling_inv_angstrom="0.04,0.05")
-    assert c.sampling_mrad == pytest.approx((0.7875, 0.984375), rel=1e-5)
-    assert c.sampling_given == {"inv_angstrom_per_px": [0.04, 0.05]}
-
-
-def test_scan_interpolation_is_exact_for_linear_data():
-    pos = -3.0 + 0.5 * np.arange(16)
-    block = (2.0 * pos + 1.0)[:, None, None] * np.ones((16, 2, 3))
-    targets = -2.0 + 0.875 * np.arange(8)
-    out = P.interpolate_scan(block, pos, targets)
-    np.testing.assert_allclose(out[:, 0, 0], 2.0 * targets + 1.0, rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(P.interpolate_scan(block, pos, pos[3:5]), block[3:5])
+# --------------------------------------------------------------------------- network input
 
 
 def test_network_input_of_our_own_grid(tmp_path):
@@ -168,12 +105,12 @@ def test_network_input_of_our_own_grid(tmp_path):
     their mean the regression input, intensities per pixel scale with the pixel area."""
     card = synthetic_card(tmp_path)
     c = calib(sampling_mrad=0.84, incident_intensity=10.0)
-    p = P.plan(card, SHAPE, P.AXES, c, thickness=40.0)
+    p = plan(card, SHAPE, AXES, c, thickness=40.0)
     assert (p.x_first, p.x_last) == (5, 36) and p.regressor_thickness == 40.0 and p.regressor_exact
     assert p.x_interpolated == 7  # all trained positions but -2 A lie between probes
     data = np.full(SHAPE, 10.0 * 1e-4)
     data[:, 1] *= 3.0  # one row brighter
-    net = P.prepare_input(data[p.x_first : p.x_last + 1], p.x_first, card, c, p.center_px)
+    net = prepare_input(data[p.x_first : p.x_last + 1], p.x_first, card, c, p.center_px)
     assert net.lines.shape == (4, 8, 19, 19) and net.average.shape == (8, 19, 19)
     per_px = 1e-4 * (2.52 / 0.84) ** 2
     np.testing.assert_allclose(net.lines[0], per_px, rtol=1e-6)
@@ -181,73 +118,51 @@ def test_network_input_of_our_own_grid(tmp_path):
     np.testing.assert_allclose(net.average, 1.5 * per_px, rtol=1e-6)
 
 
-def test_hdf5_dataset_is_found_or_named(tmp_path):
-    one = tmp_path / "one.h5"
-    with h5py.File(one, "w") as fh:
-        fh["meta/dark"] = np.zeros((4, 4))
-        fh["datacube/data"] = np.zeros((2, 3, 4, 4), np.float32)
-    assert P.find_hdf5_dataset(one) == "/datacube/data"
-    two = tmp_path / "two.emd"
-    with h5py.File(two, "w") as fh:
-        fh["a"] = np.zeros((2, 3, 4, 4))
-        fh["b/c"] = np.zeros((2, 3, 4, 4))
-    with pytest.raises(P.PredictError, match=r"several 4D datasets.*--dataset-path.*/a, /b/c"):
-        P.find_hdf5_dataset(two)
-    assert P.find_hdf5_dataset(two, "b/c") == "/b/c"
-    with pytest.raises(P.PredictError, match="no dataset at 'x'"):
-        P.find_hdf5_dataset(two, "x")
-    none = tmp_path / "none.hdf5"
-    with h5py.File(none, "w") as fh:
-        fh["img"] = np.zeros((4, 4))
-    with pytest.raises(P.PredictError, match=r"no 4D dataset \(datasets: /img \(4, 4\)\)"):
-        P.find_hdf5_dataset(none)
-
-
 # --------------------------------------------------------------------------- refusals
 
 
 def test_wrong_rank_and_wrong_energy_are_named(tmp_path):
     card = synthetic_card(tmp_path)
-    with pytest.raises(P.PredictError, match=r"3 axes, shape \(40, 4, 64\); need a 4D"):
-        P.plan(card, SHAPE[:3], P.AXES, calib())
-    with pytest.raises(P.PredictError) as exc:
-        P.plan(card, SHAPE, P.AXES, calib(energy_eV=200e3))
+    with pytest.raises(PredictError, match=r"3 axes, shape \(40, 4, 64\); need a 4D"):
+        plan(card, SHAPE[:3], AXES, calib())
+    with pytest.raises(PredictError) as exc:
+        plan(card, SHAPE, AXES, calib(energy_eV=200e3))
     assert "beam energy 200000 eV differs from the trained energy 300000 eV" in str(exc.value)
-    P.plan(card, SHAPE, P.AXES, calib(energy_eV=301e3))  # 0.33 %: accepted
+    plan(card, SHAPE, AXES, calib(energy_eV=301e3))  # 0.33 %: accepted
 
 
 def test_detector_too_coarse_or_too_small_is_named(tmp_path):
     card = synthetic_card(tmp_path)
     with pytest.raises(
-        P.PredictError,
+        PredictError,
         match=r"sampling outside the trained range: 3 mrad/px "
         r"along kx is coarser than the network's pixel, 2.52",
     ):
-        P.plan(card, SHAPE, P.AXES, calib(sampling_mrad=3.0))
-    P.plan(card, SHAPE, P.AXES, calib(sampling_mrad=2.53))  # within 1 %
+        plan(card, SHAPE, AXES, calib(sampling_mrad=3.0))
+    plan(card, SHAPE, AXES, calib(sampling_mrad=2.53))  # within 1 %
     # 40 px of 0.84 mrad reach +-16.8 mrad; the network needs +-23.9 mrad
-    with pytest.raises(P.PredictError, match=r"sampling outside the trained range: along kx"):
-        P.plan(card, (40, 4, 40, 64), P.AXES, calib())
+    with pytest.raises(PredictError, match=r"sampling outside the trained range: along kx"):
+        plan(card, (40, 4, 40, 64), AXES, calib())
     # a centre far off on ky leaves one side short
-    with pytest.raises(P.PredictError, match=r"along ky .*centre at pixel 10"):
-        P.plan(card, SHAPE, P.AXES, calib(center_px="32,10"))
+    with pytest.raises(PredictError, match=r"along ky .*centre at pixel 10"):
+        plan(card, SHAPE, AXES, calib(center_px="32,10"))
     # the layout decides which file axis is which
-    P.plan(card, (30, 64, 40, 4), ("ky", "kx", "x", "y"), calib(sampling_mrad="0.84,1.7"))
-    with pytest.raises(P.PredictError, match="along kx"):
-        P.plan(card, (30, 64, 40, 4), ("kx", "ky", "x", "y"), calib(sampling_mrad="0.84,1.7"))
+    plan(card, (30, 64, 40, 4), ("ky", "kx", "x", "y"), calib(sampling_mrad="0.84,1.7"))
+    with pytest.raises(PredictError, match="along kx"):
+        plan(card, (30, 64, 40, 4), ("kx", "ky", "x", "y"), calib(sampling_mrad="0.84,1.7"))
 
 
 def test_scan_not_covering_the_trained_window_is_named(tmp_path):
     card = synthetic_card(tmp_path)
-    with pytest.raises(P.PredictError, match=r"too few probe positions: .*-1.500 to 6.300 A"):
-        P.plan(card, SHAPE, P.AXES, calib(interface_x_A=1.5))
-    with pytest.raises(P.PredictError, match=r"too few probe positions: .*-3.000 to -1.400 A"):
-        P.plan(card, (9, 4, 64, 64), P.AXES, calib())
-    with pytest.raises(P.PredictError, match=r"scan step along x 1 A is coarser than .* 0.875"):
-        P.plan(card, SHAPE, P.AXES, calib(scan_step_x_A=1.0, interface_x_A=3.0))
-    with pytest.raises(P.PredictError, match=r"along y .*2 rows of 0.97625 A cover 1.95"):
-        P.plan(card, (40, 2, 64, 64), P.AXES, calib(), thickness=40.0)
-    p = P.plan(card, (40, 2, 64, 64), P.AXES, calib())  # classification needs one row
+    with pytest.raises(PredictError, match=r"too few probe positions: .*-1.500 to 6.300 A"):
+        plan(card, SHAPE, AXES, calib(interface_x_A=1.5))
+    with pytest.raises(PredictError, match=r"too few probe positions: .*-3.000 to -1.400 A"):
+        plan(card, (9, 4, 64, 64), AXES, calib())
+    with pytest.raises(PredictError, match=r"scan step along x 1 A is coarser than .* 0.875"):
+        plan(card, SHAPE, AXES, calib(scan_step_x_A=1.0, interface_x_A=3.0))
+    with pytest.raises(PredictError, match=r"along y .*2 rows of 0.97625 A cover 1.95"):
+        plan(card, (40, 2, 64, 64), AXES, calib(), thickness=40.0)
+    p = plan(card, (40, 2, 64, 64), AXES, calib())  # classification needs one row
     assert p.regressor_thickness is None
 
 
@@ -255,48 +170,48 @@ def test_scan_too_coarse_to_interpolate_is_named_unless_positions_coincide(tmp_p
     """Patterns vary with the probe position up to 2 alpha / lambda: interpolating between
     probes needs a step <= lambda / (4 alpha) = 0.246 A at 300 kV and 20 mrad."""
     card = synthetic_card(tmp_path)
-    assert P.scan_nyquist_A(card) == pytest.approx(0.0196875 / 0.08, rel=1e-5)
+    assert scan_nyquist_A(card) == pytest.approx(0.0196875 / 0.08, rel=1e-5)
     with pytest.raises(
-        P.PredictError,
+        PredictError,
         match=r"step along x 0.5 A is too coarse to interpolate"
         r".*lambda / \(4 alpha\) = 0.246 A.*6 of 8 fall between",
     ):
-        P.plan(card, (16, 4, 64, 64), P.AXES, calib(scan_step_x_A=0.5))
+        plan(card, (16, 4, 64, 64), AXES, calib(scan_step_x_A=0.5))
     # half the trained step, the interface 2 A from the first probe: every trained position
     # is a probe position (to 0.01 A), nothing is interpolated
-    p = P.plan(card, (16, 4, 64, 64), P.AXES, calib(scan_step_x_A=0.4375, interface_x_A=2.004))
+    p = plan(card, (16, 4, 64, 64), AXES, calib(scan_step_x_A=0.4375, interface_x_A=2.004))
     assert p.x_interpolated == 0 and (p.x_first, p.x_last) == (0, 14)
-    assert P.plan(card, SHAPE, P.AXES, calib(scan_step_x_A=0.245)).x_interpolated > 0
+    assert plan(card, SHAPE, AXES, calib(scan_step_x_A=0.245)).x_interpolated > 0
 
 
 def test_thickness_picks_the_nearest_regressor_or_is_refused(tmp_path):
     card = synthetic_card(tmp_path)
-    p = P.plan(card, SHAPE, P.AXES, calib(), thickness=52.0)
+    p = plan(card, SHAPE, AXES, calib(), thickness=52.0)
     assert p.regressor_thickness == 40.0 and not p.regressor_exact
     assert "used the nearest, 40 A" in p.notes[0]
-    assert P.plan(card, SHAPE, P.AXES, calib(), thickness=100.0).regressor_exact
+    assert plan(card, SHAPE, AXES, calib(), thickness=100.0).regressor_exact
     with pytest.raises(
-        P.PredictError,
+        PredictError,
         match=r"thickness 70 A is outside the trained range: "
         r"regressors exist for \[40.0, 100.0\] A",
     ):
-        P.plan(card, SHAPE, P.AXES, calib(), thickness=70.0)
-    assert P.plan(card, SHAPE, P.AXES, calib(), thickness=70.0, thickness_tolerance=30.0)
-    with pytest.raises(P.PredictError, match="outside the trained range"):
-        P.plan(card, SHAPE, P.AXES, calib(), thickness=10.0)
+        plan(card, SHAPE, AXES, calib(), thickness=70.0)
+    assert plan(card, SHAPE, AXES, calib(), thickness=70.0, thickness_tolerance=30.0)
+    with pytest.raises(PredictError, match="outside the trained range"):
+        plan(card, SHAPE, AXES, calib(), thickness=10.0)
 
 
 def test_model_card_format_is_checked(tmp_path):
     path = synthetic_card(tmp_path).path
     data = json.loads(path.read_text())
     path.write_text(json.dumps(dict(data, format="something-else/1")))
-    with pytest.raises(P.PredictError, match="not an interface4d model card"):
-        P.read_model_card(path)
+    with pytest.raises(PredictError, match="not an interface4d model card"):
+        read_model_card(path)
     path.write_text(json.dumps({k: v for k, v in data.items() if k != "classes"}))
-    with pytest.raises(P.PredictError, match=r"lacks the keys \['classes'\]"):
-        P.read_model_card(path)
-    with pytest.raises(P.PredictError, match="does not exist"):
-        P.read_model_card(tmp_path / "nothing.json")
+    with pytest.raises(PredictError, match=r"lacks the keys \['classes'\]"):
+        read_model_card(path)
+    with pytest.raises(PredictError, match="does not exist"):
+        read_model_card(tmp_path / "nothing.json")
 
 
 # --------------------------------------------------------------------------- end to end
@@ -412,7 +327,7 @@ def campaign(tmp_path_factory):
             history_out=models / f"{name}_history.csv",
             provenance_out=models / f"{name}_provenance.json",
         )
-    card = P.write_model_card(
+    card = write_model_card(
         models / "model_card.json",
         classify_h5=ds / "classify.h5",
         classifier_model=models / "classifier.keras",
@@ -444,9 +359,9 @@ def campaign(tmp_path_factory):
 
 @pytest.mark.slow
 def test_model_card_describes_the_training(campaign):
-    card = P.read_model_card(campaign["copied_card"])
+    card = read_model_card(campaign["copied_card"])
     d = card.data
-    assert d["format"] == P.CARD_FORMAT and d["campaign"] == "predict-test"
+    assert d["format"] == CARD_FORMAT and d["campaign"] == "predict-test"
     assert d["energy_eV"] == 300e3 and d["semiangle_cutoff_mrad"] == 20.0
     assert d["lattice_constant_A"] == A and d["crop_mrad"] == 24.0 and d["bin"] == 3
     with h5py.File(campaign["sims"] / "t40/step-d1.h5") as fh:
@@ -456,7 +371,7 @@ def test_model_card_describes_the_training(campaign):
     assert d["input_shape"] == [8, 19, 19, 1]
     assert d["scan_x_relative_A"] == pytest.approx(-2.0 + 0.875 * np.arange(8))
     assert d["scan_y_positions"] == 4 and d["scan_y_step_A"] == pytest.approx(A / 4)
-    assert d["dose_range"] == [1e4, 1e5] and d["intensity_units"] == P.INTENSITY_UNITS
+    assert d["dose_range"] == [1e4, 1e5] and d["intensity_units"] == INTENSITY_UNITS
     assert d["classes"] == ["step", "diffusion"]
     assert d["classifier_model"] == "classifier.keras"
     assert d["regressors"] == {"40": "regressor_t40.keras"}
@@ -473,18 +388,18 @@ def test_model_card_describes_the_training(campaign):
 
 @pytest.mark.slow
 def test_raw_simulation_on_its_own_grid_gives_exactly_the_training_descriptors(campaign):
-    card = P.read_model_card(campaign["card"])
+    card = read_model_card(campaign["card"])
     cell = "t40/step-d2"
     with h5py.File(campaign["sims"] / f"{cell}.h5") as fh:
         sampling = json.loads(fh.attrs["angular_sampling_mrad"])
         inv = json.loads(fh.attrs["reciprocal_sampling_invA"])
     # abTEM's own reciprocal <-> angular sampling is our conversion
-    assert P.mrad_from_inv_angstrom(inv[0], 300e3) == pytest.approx(sampling[0], rel=1e-7)
+    assert mrad_from_inv_angstrom(inv[0], 300e3) == pytest.approx(sampling[0], rel=1e-7)
     c = calib(sampling_mrad=sampling, scan_step_x_A=0.875, interface_x_A=2.0)
-    with P.DataFile(campaign["sims"] / f"{cell}.h5") as data:
-        p = P.plan(card, data.shape, P.AXES, c)
-        block = data.read_x(P.AXES, p.x_first, p.x_last)
-    net = P.prepare_input(block, p.x_first, card, c, p.center_px)
+    with DataFile(campaign["sims"] / f"{cell}.h5") as data:
+        p = plan(card, data.shape, AXES, c)
+        block = data.read_x(AXES, p.x_first, p.x_last)
+    net = prepare_input(block, p.x_first, card, c, p.center_px)
     reduced = reduce.read_reduced(campaign["reduced"][cell], cell)
     np.testing.assert_allclose(net.lines, reduced.lines, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(net.average, reduced.average, rtol=1e-5, atol=1e-9)
@@ -504,7 +419,7 @@ def test_predict_recovers_held_out_cells_in_other_layouts(campaign, tmp_path):
     assert files["step"]["n"] != 98  # not the training detector
 
     step_npy = tmp_path / "step.npy"
-    np.save(step_npy, P.from_canonical(files["step"]["cbed"], ("y", "x", "ky", "kx")))
+    np.save(step_npy, from_canonical(files["step"]["cbed"], ("y", "x", "ky", "kx")))
     common = ["--models", str(card), "--scan-step", str(7 / 30), "--scan-step-y", str(A / 4)]
     step_args = [
         str(step_npy),
@@ -532,7 +447,7 @@ def test_predict_recovers_held_out_cells_in_other_layouts(campaign, tmp_path):
     assert result["network_input"]["lines_shape"] == [4, 8, 19, 19]
     cal = result["calibration"]
     assert cal["sampling_mrad"][0] == pytest.approx(
-        P.mrad_from_inv_angstrom(files["step"]["inv"][0], 300e3)
+        mrad_from_inv_angstrom(files["step"]["inv"][0], 300e3)
     )
     assert cal["center_px"] == [files["step"]["n"] // 2] * 2
     assert cal["trained_positions_interpolated"] == 6 and result["warnings"] == []
@@ -547,11 +462,11 @@ def test_predict_recovers_held_out_cells_in_other_layouts(campaign, tmp_path):
     diff_h5 = tmp_path / "diffusion.h5"
     n = files["diffusion"]["n"]
     with h5py.File(diff_h5, "w") as fh:
-        fh["experiment/data"] = P.from_canonical(
+        fh["experiment/data"] = from_canonical(
             files["diffusion"]["cbed"] * counts, ("x", "y", "ky", "kx")
         )
         fh["experiment/dark"] = np.zeros((2, 2, 4, 4))
-    s_mrad = P.mrad_from_inv_angstrom(files["diffusion"]["inv"][0], 300e3)
+    s_mrad = mrad_from_inv_angstrom(files["diffusion"]["inv"][0], 300e3)
     out = tmp_path / "diffusion"
     diff_args = [
         str(diff_h5),
@@ -617,5 +532,5 @@ def test_a_model_that_is_not_the_carded_one_is_refused(campaign, tmp_path):
     with h5py.File(sim) as fh:
         s = json.loads(fh.attrs["angular_sampling_mrad"])
     c = calib(sampling_mrad=s, scan_step_x_A=0.875, interface_x_A=2.0)
-    with pytest.raises(P.PredictError, match=r"regressor_t40.keras differs from .* \(sha256\)"):
-        P.predict(sim, models / "model_card.json", c, tmp_path / "out", thickness=40.0)
+    with pytest.raises(PredictError, match=r"regressor_t40.keras differs from .* \(sha256\)"):
+        predict(sim, models / "model_card.json", c, tmp_path / "out", thickness=40.0)

@@ -130,7 +130,7 @@ def cmd_plot_scan(args) -> int:
 
 
 def cmd_model_card(args) -> int:
-    from interface4d.predict import write_model_card
+    from interface4d.modelcard import write_model_card
 
     config = json.loads(args.config_json)
     regress = {t: (d, m) for t, d, m in (args.regress or [])}
