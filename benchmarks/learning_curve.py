@@ -126,8 +126,9 @@ def score(data: Path, task: str, cfg: dict, model_path: Path) -> dict:
     """Network and baseline on the validation rows of ``data``."""
     import pandas as pd
 
-    from interface4d.evaluate import cell_votes, load_model, network_predictor, predict_split
+    from interface4d.celltables import cell_votes
     from interface4d.train import complete_training_config
+    from interface4d.validation import load_model, network_predictor, predict_split
 
     full = complete_training_config(cfg)
     fit = baseline.fit(data, task, full)
@@ -167,8 +168,8 @@ def paired_leak(results: Path, work: Path) -> dict | None:
               "structure": work / "classify-structure-1" / "model.keras"}  # fmt: skip
     if not all(p.exists() for p in (rnd, struct, *models.values())):
         return None
-    from interface4d.evaluate import load_model, network_predictor, predict_split
     from interface4d.train import complete_training_config
+    from interface4d.validation import load_model, network_predictor, predict_split
 
     with h5py.File(rnd, "r") as f:
         keys_r = {(c, int(ln)) for c, ln, s in zip(f["cell"].asstr()[()], f["line"][()],

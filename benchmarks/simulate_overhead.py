@@ -68,7 +68,8 @@ def main() -> None:
     from ase.io import write
 
     from interface4d.config import load_config
-    from interface4d.grid import cell_settings, enumerate_cells
+    from interface4d.grid import enumerate_cells
+    from interface4d.settings import cell_settings
     from interface4d.structures import build_from_settings
 
     config = load_config(args.config)

@@ -145,15 +145,10 @@ def main() -> None:
     import numpy as np
 
     from interface4d.config import load_config
-    from interface4d.grid import (
-        Cell,
-        cell_settings,
-        nz_for_thickness,
-        parse_cell,
-        snap_depth,
-        stable_seed,
-    )
+    from interface4d.grid import Cell, parse_cell
+    from interface4d.physics import nz_for_thickness, snap_depth
     from interface4d.reduce import read_reduced, reduce_cell
+    from interface4d.settings import cell_settings, stable_seed
     from interface4d.simulate import read_cell, simulate_cell
 
     config = load_config(args.config)

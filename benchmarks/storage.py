@@ -116,7 +116,8 @@ def simulate_demo_cells(config_path: Path, wd: Path) -> tuple[Path, dict]:
 
 def paper_sample(campaign: dict, positions: int, configs: int | None, wd: Path) -> dict:
     """Simulate a few positions of one paper-scale cell on the CPU, written by our writer."""
-    from interface4d.grid import cell_settings, enumerate_cells
+    from interface4d.grid import enumerate_cells
+    from interface4d.settings import cell_settings
     from interface4d.simulate import simulate_cell
 
     cells = enumerate_cells(campaign)[0]
@@ -139,8 +140,9 @@ def paper_shapes(campaign: dict) -> dict:
     from abTEM's objects and the library's reduction rules (nothing simulated)."""
     import numpy as np
 
-    from interface4d.grid import cell_settings, enumerate_cells
+    from interface4d.grid import enumerate_cells
     from interface4d.reduce import _select_x, bin_patterns, crop_center, reduce_params
+    from interface4d.settings import cell_settings
     from interface4d.simulate import build_measurement, scan_window
     from interface4d.structures import build_from_settings
 

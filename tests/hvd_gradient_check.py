@@ -4,12 +4,12 @@ Run by tests/test_train.py as
 ``horovodrun -np 2 -H localhost:2 --gloo python tests/hvd_gradient_check.py OUT_DIR``.
 
 Each rank takes its half of a fixed batch (equal halves, dropout 0, momentum 0), runs the
-training step of :mod:`interface4d.train` (``make_train_step``) once from the same weights, and
-compares the applied update ``w1 - w0`` with ``-lr * g_full``, the gradient of the mean loss over
-the FULL batch computed in this process with a plain ``tf.GradientTape`` (no Horovod). It does so
-with the averaging on and, as a control, off (``average_gradients=False``). It writes
-``OUT_DIR/rank<r>.json``: per task and mode, the largest relative error of the update and a
-digest of the weights after the step.
+training step of :mod:`interface4d.optimisation` (``make_train_step``) once from the same
+weights, and compares the applied update ``w1 - w0`` with ``-lr * g_full``, the gradient of the
+mean loss over the FULL batch computed in this process with a plain ``tf.GradientTape`` (no
+Horovod). It does so with the averaging on and, as a control, off (``average_gradients=False``).
+It writes ``OUT_DIR/rank<r>.json``: per task and mode, the largest relative error of the update
+and a digest of the weights after the step.
 """
 
 from __future__ import annotations
@@ -29,7 +29,11 @@ import horovod.tensorflow as hvd  # noqa: E402
 import keras  # noqa: E402
 
 from interface4d.model import build_model  # noqa: E402
-from interface4d.train import broadcast_state, loss_and_metric_fns, make_train_step  # noqa: E402
+from interface4d.optimisation import (  # noqa: E402
+    broadcast_state,
+    loss_and_metric_fns,
+    make_train_step,
+)
 
 LR = 0.5
 HALF = 4  # examples per rank

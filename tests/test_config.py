@@ -10,14 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from interface4d.config import (
-    ConfigError,
-    load_config,
-    load_schema,
-    max_detector_angle,
-    validate_config,
-    wavelength,
-)
+from interface4d.config import ConfigError, load_config, load_schema, validate_config
+from interface4d.grid import check_grid
+from interface4d.physics import max_detector_angle, wavelength
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -249,7 +244,7 @@ def test_scan_window_outside_cell(tiny_raw):
 def test_overrides_checked_as_merged_config(tiny_raw):
     cfg = _bad(tiny_raw, "overrides", [{"cells": "t99/*", "simulation": {"num_configs": 3}}])
     with pytest.raises(ConfigError, match="overrides.0.cells' = 't99/\\*': matches no cell"):
-        validate_config(cfg)
+        check_grid(validate_config(cfg))
     cfg = _bad(tiny_raw, "overrides", [{"cells": "t60/*", "simulation": {"gpts": 64}}])
     with pytest.raises(ConfigError, match="overrides.0.*detector_max_angle"):
         validate_config(cfg)

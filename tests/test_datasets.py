@@ -18,7 +18,8 @@ import yaml
 from interface4d import datasets, reduce
 from interface4d.config import validate_config
 from interface4d.datasets import H5Examples, assign_split, split_hash
-from interface4d.grid import cell_settings, enumerate_cells, parse_cell
+from interface4d.grid import enumerate_cells, parse_cell
+from interface4d.settings import cell_settings
 from interface4d.simulate import simulate_cell
 from tests.conftest import TINY
 

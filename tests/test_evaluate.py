@@ -14,14 +14,13 @@ from interface4d import headline
 from interface4d.augment import augment_batch, draw_angle, draw_dose, rotate_patterns, val_rng
 from interface4d.config import ConfigError, check_physics, load_config
 from interface4d.evaluate import (
-    NOISELESS,
-    augment_for_eval,
     complete_evaluation_config,
     evaluate_classifier,
     evaluate_regressors,
     reference_thickness,
     summarise,
 )
+from interface4d.validation import NOISELESS, augment_for_eval
 from support.cnn_synthetic import write_dataset
 from support.workflow import ROOT
 
@@ -78,9 +77,10 @@ def test_config_rejects_a_reference_thickness_without_a_model():
 def test_evaluation_block_defaults_and_unknown_keys():
     cfg = complete_evaluation_config({"doses": [1e5, 1e3]})
     assert cfg["doses"] == [1e3, 1e5] and cfg["reference_thickness"] is None
-    with pytest.raises(ValueError, match="unknown keys"):
+    assert cfg["examples_per_class"] == 1 and cfg["batch_size"] == 64  # the schema's defaults
+    with pytest.raises(ConfigError, match=r"^config: unknown key 'evaluation\.dose' \("):
         complete_evaluation_config({"dose": [1]})
-    with pytest.raises(ValueError, match="evaluation.doses"):
+    with pytest.raises(ConfigError, match=r"^config key 'evaluation\.doses\.0' = 0: must be > 0$"):
         complete_evaluation_config({"doses": [0]})
 
 
@@ -271,7 +271,7 @@ def test_regression_evaluation_and_transferability(tmp_path):
 def test_saliency_is_the_input_gradient(tmp_path):
     import keras
 
-    from interface4d.evaluate import saliency
+    from interface4d.validation import saliency
 
     model = keras.models.load_model(_model(tmp_path / "m.keras", "classify"), compile=False)
     x = _x(n=1, seed=4) + 1.0 / 144

@@ -11,14 +11,13 @@ from interface4d.grid import (
     BLOCK_PATTERN,
     CELL_PATTERN,
     Cell,
-    JsonDict,
     blocks_of,
-    cell_settings,
     enumerate_cells,
     fmt,
     parse_cell,
-    snap_depth,
 )
+from interface4d.physics import snap_depth
+from interface4d.settings import JsonDict, cell_settings
 
 
 @pytest.mark.parametrize(
@@ -140,7 +139,7 @@ def test_one_maker_gives_each_cell_what_its_own_config_would(tiny_raw):
     physics blocks: every cell still gets exactly the settings of its effective config (the
     override's cells theirs), with sorted keys."""
     from interface4d.config import deep_merge
-    from interface4d.grid import settings_maker
+    from interface4d.settings import settings_maker
 
     cfg = copy.deepcopy(tiny_raw)
     cfg["overrides"] = [{"cells": "t60/step-*", "simulation": {"num_configs": 3}}]

@@ -280,7 +280,7 @@ def campaign(tmp_path_factory):
     lambda / (4 alpha) = 0.246 A, on positions that miss the trained ones)."""
     from interface4d import datasets, reduce
     from interface4d.config import validate_config
-    from interface4d.grid import cell_settings
+    from interface4d.settings import cell_settings
     from interface4d.simulate import simulate_cell
     from interface4d.train import train
 

@@ -13,7 +13,7 @@ import pytest
 from ase import Atoms
 
 from interface4d import reduce, simulate
-from interface4d.grid import cell_settings
+from interface4d.settings import cell_settings
 from interface4d.structures import interface_x
 from tests.synthetic import coded_cbed, scan_positions, write_sim
 

@@ -19,8 +19,10 @@ import pytest
 from ase import Atoms
 
 from interface4d import simulate
-from interface4d.config import validate_config, wavelength
-from interface4d.grid import cell_settings, enumerate_cells
+from interface4d.config import validate_config
+from interface4d.grid import enumerate_cells
+from interface4d.physics import wavelength
+from interface4d.settings import cell_settings
 from interface4d.structures import build_from_settings, interface_x
 
 ROOT = Path(__file__).resolve().parents[1]

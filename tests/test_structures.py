@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from interface4d.grid import cell_settings
+from interface4d.settings import cell_settings
 from interface4d.structures import build, build_from_settings, min_distance
 
 ROOT = Path(__file__).resolve().parents[1]

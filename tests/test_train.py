@@ -44,9 +44,11 @@ def _run(args: list[str], cwd: Path, check: bool = True, timeout: float = 300):
 
 
 def _train_args(dataset: Path, out: Path, training: dict, *extra: str) -> list[str]:
+    return ["-m", "interface4d.train", *_train_options(dataset, out, training, *extra)]
+
+
+def _train_options(dataset: Path, out: Path, training: dict, *extra: str) -> list[str]:
     return [
-        "-m",
-        "interface4d.train",
         "--dataset",
         str(dataset),
         "--task",
@@ -271,7 +273,7 @@ def test_two_rank_gradient_equals_single_process_gradient_of_the_union(tmp_path)
 
 @pytest.mark.slow
 def test_run_killed_after_an_epoch_resumes_at_the_next(tmp_path):
-    from interface4d.train import list_checkpoints, read_history_csv
+    from interface4d.checkpoints import list_checkpoints, read_history_csv
 
     data = write_dataset(tmp_path / "d.h5", n=48, nx=4, k=12, seed=4)
     training = {"ranks": 1, "model": SMALL_MODEL, "classifier": {"epochs": 4, "batch_size": 8}}
@@ -279,9 +281,9 @@ def test_run_killed_after_an_epoch_resumes_at_the_next(tmp_path):
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     _run([py, *_train_args(data, whole, training)], tmp_path)
 
-    killed = _run(
-        [py, *_train_args(data, cut, training, "--stop-after-epoch", "2")], tmp_path, check=False
-    )
+    # the same command line, with an on_epoch_end hook that SIGKILLs the run after epoch 2
+    hooked = [py, str(ROOT / "tests" / "train_hooked.py"), "2"]
+    killed = _run([*hooked, *_train_options(data, cut, training)], tmp_path, check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert [e for e, _ in list_checkpoints(cut / "ckpt")] == [1, 2]
     assert not (cut / "model.keras").exists() and not (cut / "history.csv").exists()
@@ -314,8 +316,8 @@ def test_run_killed_after_an_epoch_resumes_at_the_next(tmp_path):
 
 @pytest.mark.slow
 def test_separable_data_reaches_95_percent_validation_accuracy(tmp_path):
-    from interface4d.evaluate import load_model, network_predictor, predict_split
-    from interface4d.train import read_history_csv
+    from interface4d.checkpoints import read_history_csv
+    from interface4d.validation import load_model, network_predictor, predict_split
 
     data = write_dataset(tmp_path / "d.h5", n=160, nx=4, k=12, seed=1)
     training = {"ranks": 1, "seed": 0, "classifier": {"epochs": 10, "batch_size": 8}}
@@ -369,7 +371,7 @@ def test_validation_rows_cannot_change_the_trained_weights(tmp_path):
 
 
 def test_class_weights_balance_the_classes():
-    from interface4d.train import class_weights
+    from interface4d.trainingdata import class_weights
 
     w = class_weights(np.array([0, 0, 0, 1]), "weights")
     np.testing.assert_allclose(w, [4 / 6, 4 / 2])
@@ -380,7 +382,7 @@ def test_class_weights_balance_the_classes():
 
 @pytest.mark.slow
 def test_the_papers_recipe_trains_every_epoch_and_keeps_the_last(tmp_path):
-    from interface4d.train import read_history_csv
+    from interface4d.checkpoints import read_history_csv
 
     data = write_dataset(tmp_path / "d.h5", n=48, nx=4, k=12, seed=2)
     paper = {"optimizer": "sgd", "learning_rate": 0.04, "momentum": 0.0, "patience": 0}
@@ -404,7 +406,7 @@ def test_each_member_of_an_ensemble_gets_the_gradient_of_its_own_loss():
     import tensorflow as tf
 
     from interface4d.model import build_model, members_view
-    from interface4d.train import loss_and_metric_fns
+    from interface4d.optimisation import loss_and_metric_fns
 
     keras.utils.set_random_seed(0)
     model = build_model((3, 8, 8), "regress", [2], 3, [4, 4], 0.0, members=2)
@@ -469,11 +471,11 @@ def test_gradient_clipping_keeps_a_large_sgd_rate_from_diverging(tmp_path):
 
 
 def test_input_statistics_of_a_few_examples_rest_on_many_augmentation_draws(tmp_path):
-    from interface4d.train import STATS_MIN_DRAWS, _Data, input_statistics
+    from interface4d.trainingdata import STATS_MIN_DRAWS, TrainingData, input_statistics
 
     data = write_dataset(tmp_path / "d.h5", n=12, nx=3, k=10, task="regress", seed=5)
     aug = {"dose": [1e4, 1e6], "rotation_deg": 2.0}
-    d = _Data(data, "regress", 0.0, 0)
+    d = TrainingData(data, "regress", 0.0, 0)
     try:
         rows = d.fit_indices
         mean, std, draws = input_statistics(d, 0, "sqrt", aug)
@@ -495,7 +497,7 @@ def test_input_statistics_of_a_few_examples_rest_on_many_augmentation_draws(tmp_
     np.testing.assert_allclose(std, np.maximum(t.std(axis=0), 1e-3 * t.std(axis=0).mean()),
                                rtol=1e-4, atol=1e-7)  # fmt: skip
     # one scalar std: the root of the per-voxel variance averaged over the voxels
-    d = _Data(data, "regress", 0.0, 0)
+    d = TrainingData(data, "regress", 0.0, 0)
     try:
         _, sstd, _ = input_statistics(d, 0, "sqrt", aug, scale="scalar")
     finally:
@@ -507,16 +509,18 @@ def test_mixup_batches_mix_patterns_and_step_fractions_with_their_own_draws(tmp_
     from concurrent.futures import ThreadPoolExecutor
 
     from interface4d.augment import mixup_draws
-    from interface4d.train import _batches, _Data
+    from interface4d.trainingdata import TrainingData, augmented_batches
 
     data = write_dataset(tmp_path / "d.h5", n=12, nx=3, k=10, task="regress", seed=5)
     kw = {"split": "train", "seed": 3, "epoch": 2, "dose_range": [1e12, 1e12], "rotation_deg": 0.0}
-    d = _Data(data, "regress", 0.0, 0)
+    d = TrainingData(data, "regress", 0.0, 0)
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         rows = d.fit_indices[::-1]
-        (xb, yb), *_ = _batches(d, rows, len(rows), kw, pool, mixup=1.0)
-        halves = [b for part in (rows[:5], rows[5:]) for b in _batches(d, part, 8, kw, pool, 1.0)]
+        (xb, yb), *_ = augmented_batches(d, rows, len(rows), kw, pool, mixup=1.0)
+        halves = [
+            b for part in (rows[:5], rows[5:]) for b in augmented_batches(d, part, 8, kw, pool, 1.0)
+        ]
         x, y = d.read(rows)
         pos, lam = mixup_draws(d.train.uids(rows), seed=3, epoch=2, pool_size=len(rows), alpha=1.0)
         xp, yp = d.read(d.fit_indices[pos])

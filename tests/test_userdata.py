@@ -88,10 +88,9 @@ def test_layout_permutations_round_trip():
 
 
 def test_inverse_angstrom_and_mrad_at_300_kV():
-    from interface4d import config, physics
+    from interface4d import physics
 
     assert physics.wavelength(300e3) == pytest.approx(0.0196875, rel=1e-5)  # 1.969 pm at 300 kV
-    assert physics.wavelength(300e3) == config.wavelength(300e3)  # one formula, two copies
     assert mrad_from_inv_angstrom(0.05, 300e3) == pytest.approx(0.984375, rel=1e-5)
     assert inv_angstrom_from_mrad(mrad_from_inv_angstrom(0.0427, 300e3), 300e3) == (
         pytest.approx(0.0427, rel=1e-12)

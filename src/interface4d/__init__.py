@@ -1,8 +1,8 @@
 """interface4d: learn buried LAO/STO interface structure from simulated 4D-STEM data.
 
-The library is split so that each job imports only what it needs: ``config`` and ``grid`` are
-pure Python (the Snakefile imports them), ``structures`` needs ASE, ``simulate`` needs abTEM, and
-nothing here imports TensorFlow.
+The library is split so that each job imports only what it needs: ``physics``, ``config``,
+``grid`` and ``settings`` are pure Python (the Snakefile imports them), ``structures`` needs ASE,
+``simulate`` needs abTEM, and nothing here imports TensorFlow.
 
 Importing the package sets one default for the TensorFlow that training, evaluation and predict
 import later: ``TF_ENABLE_ONEDNN_OPTS=1``. TensorFlow turns its oneDNN CPU kernels on by itself

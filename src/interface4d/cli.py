@@ -30,16 +30,17 @@ def _settings(args) -> dict:
     if not (args.config and args.cell):
         raise SystemExit("give --settings JSON, or --config FILE and --cell ID")
     from interface4d.config import load_config
-    from interface4d.grid import cell_settings
+    from interface4d.grid import check_grid
+    from interface4d.settings import cell_settings
 
-    return cell_settings(load_config(args.config), args.cell)
+    return cell_settings(check_grid(load_config(args.config)), args.cell)
 
 
 def cmd_validate(args) -> int:
     from interface4d.config import load_config
-    from interface4d.grid import enumerate_cells
+    from interface4d.grid import check_grid, enumerate_cells
 
-    config = load_config(args.config)
+    config = check_grid(load_config(args.config))
     cells, duplicates = enumerate_cells(config)
     for d in duplicates:
         print(f"note: {d}")

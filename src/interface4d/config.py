@@ -8,7 +8,6 @@ Errors name the offending key and value and are raised before any job starts.
 from __future__ import annotations
 
 import copy
-import fnmatch
 import math
 import re
 import reprlib
@@ -18,35 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from interface4d.physics import max_detector_angle, nz_for_thickness, snap_depth, wavelength
+
 if TYPE_CHECKING:
     from jsonschema import ValidationError
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "config.schema.yaml"
 
-# Electron wavelength constants (relativistic), SI.
-_H = 6.62607015e-34
-_C = 299792458.0
-_M0 = 9.1093837015e-31
-_E = 1.602176634e-19
-ANTIALIAS_CUTOFF = 2.0 / 3.0  # abTEM's default band limit, fraction of the Nyquist frequency
-
 
 class ConfigError(ValueError):
     """A campaign configuration that cannot run. The message names the key and the value."""
-
-
-def wavelength(energy_ev: float) -> float:
-    """Relativistic electron wavelength in Angstrom."""
-    e = energy_ev * _E
-    return _H * _C / math.sqrt(e * (2 * _M0 * _C**2 + e)) * 1e10
-
-
-def max_detector_angle(gpts: int, extent: float, wavelength_a: float) -> float:
-    """Largest scattering angle (mrad) inside abTEM's antialiasing band limit.
-
-    Mirrors abTEM's ``cutoff_angles``: floor(gpts * 2/3) // 2 pixels of lambda / extent each.
-    """
-    return (int(gpts * ANTIALIAS_CUTOFF + 1e-9) // 2) * wavelength_a / extent * 1e3
 
 
 def load_schema() -> dict[str, Any]:
@@ -204,37 +184,42 @@ def validate_schema(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def complete_block(name: str, block: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One top-level block of a campaign (e.g. ``training``, ``evaluation``) validated against
+    its part of the schema, with the schema's defaults filled in: the defaults live in the schema
+    only. Raises :class:`ConfigError` with one line per error, the key paths under ``name``."""
+    from jsonschema import validators
+
+    schema = load_schema()
+    sub = {**schema["properties"][name], "$defs": schema["$defs"], "$schema": schema["$schema"]}
+    cfg = copy.deepcopy(dict(block or {}))
+    cls = _extend_with_default(validators.validator_for(sub))
+    errors = sorted(cls(sub).iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        raise ConfigError("\n".join(schema_error_lines(errors, prefix=[name])))
+    return cfg
+
+
 def check_physics(config: Mapping[str, Any]) -> None:
     """Checks the schema cannot express. Raises :class:`ConfigError` naming the key and value.
 
     Each override is merged into the global blocks and the result checked as a whole (schema
-    and physics), and each must match at least one cell of the grid.
+    and physics). That each override matches at least one cell of the grid needs the cells:
+    :func:`interface4d.grid.check_grid` checks it.
     """
-    from interface4d.grid import enumerate_cells
-
     _check_blocks(config)
     _check_evaluation(config)
-    overrides = config.get("overrides") or []
-    if overrides:
-        cells = [c.id for c in enumerate_cells(config)[0]]
-        for i, o in enumerate(overrides):
-            key = f"overrides.{i}"
-            matched = [c for c in cells if fnmatch.fnmatchcase(c, o["cells"])]
-            if not matched:
-                raise ConfigError(
-                    f"config key '{key}.cells' = {o['cells']!r}: matches no cell of the grid "
-                    f"(cell ids look like {cells[0]})"
-                )
-            merged = dict(config)
-            for block in ("structure", "simulation"):
-                if block in o:
-                    merged[block] = deep_merge(config[block], o[block])
-            merged["overrides"] = []
-            try:
-                validate_schema(copy.deepcopy(merged))
-                _check_blocks(merged)
-            except ConfigError as exc:
-                raise ConfigError(f"config key '{key}' (cells {o['cells']!r}): {exc}") from None
+    for i, o in enumerate(config.get("overrides") or []):
+        merged = dict(config)
+        for block in ("structure", "simulation"):
+            if block in o:
+                merged[block] = deep_merge(config[block], o[block])
+        merged["overrides"] = []
+        try:
+            validate_schema(copy.deepcopy(merged))
+            _check_blocks(merged)
+        except ConfigError as exc:
+            raise ConfigError(f"config key 'overrides.{i}' (cells {o['cells']!r}): {exc}") from None
 
 
 def _check_evaluation(config: Mapping[str, Any]) -> None:
@@ -253,8 +238,6 @@ def _check_evaluation(config: Mapping[str, Any]) -> None:
 
 
 def _check_blocks(config: Mapping[str, Any]) -> None:
-    from interface4d.grid import nz_for_thickness, snap_depth
-
     st = config["structure"]
     sim = config["simulation"]
     grid = config["grid"]
@@ -319,14 +302,20 @@ def _check_blocks(config: Mapping[str, Any]) -> None:
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Schema (with defaults) then physics checks. Returns the completed config."""
+    """Schema (with defaults) then physics checks. Returns the completed config.
+
+    The checks that need the grid's cells follow in :func:`interface4d.grid.check_grid`.
+    """
     validate_schema(config)
     check_physics(config)
     return config
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Read a YAML campaign file, apply ``overrides`` (deep-merged), validate, return it."""
+    """Read a YAML campaign file, apply ``overrides`` (deep-merged), validate, return it.
+
+    :func:`interface4d.grid.check_grid` adds the checks that need the grid's cells.
+    """
     path = Path(path)
     try:
         with open(path) as fh:

@@ -12,14 +12,13 @@ Numbers are written canonically (``0.3``, ``0.30`` and ``0.300`` are one cell; `
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import json
-import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from interface4d.config import ConfigError
+from interface4d.physics import nz_for_thickness, snap_depth
 
 KINDS = ("step", "diffusion", "flat")
 NUMBER = r"[0-9]+(?:\.[0-9]+)?"
@@ -33,25 +32,12 @@ _CELL_RE = re.compile(
     rf"^t(?P<thickness>{NUMBER})/(?:step-d(?P<depth>[0-9]+)"
     rf"|diffusion-ti(?P<ti>{NUMBER})-s(?P<seed>[0-9]+)|(?P<flat>flat))$"
 )
-# Library modules whose source decides what a simulated cell contains. Their hash is part of
-# every cell's settings, so a real edit reruns the cells and a fresh clone (new mtimes) does not.
-PHYSICS_MODULES = ("structures.py", "simulate.py", "h5io.py")
 
 
 def fmt(x: float) -> str:
     """Canonical text of a number: at most 6 decimals, no trailing zeros, no trailing dot."""
     text = f"{float(x):.6f}".rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
-
-
-def nz_for_thickness(thickness: float, lattice_constant: float) -> int:
-    """Whole unit cells along the beam for a nominal thickness."""
-    return int(math.floor(thickness / lattice_constant + 0.5))
-
-
-def snap_depth(step_fraction: float, nz: int) -> int:
-    """Step depth in whole unit cells: the interface is at layer n for z < depth * a."""
-    return int(math.floor(step_fraction * nz + 0.5))
 
 
 @dataclass(frozen=True, order=True)
@@ -145,134 +131,17 @@ def enumerate_cells(config: Mapping[str, Any]) -> tuple[list[Cell], list[Duplica
     return cells, duplicates
 
 
-REDUCE_MODULES = ("reduce.py", "h5io.py")
-GATHER_MODULES = ("datasets.py", "reduce.py", "h5io.py")
-TRAIN_MODULES = ("datasets.py", "model.py", "inputs.py", "augment.py", "train.py")
-EVAL_MODULES = (
-    "evaluate.py",
-    "baseline.py",
-    "inputs.py",
-    "figures.py",
-    "metrics.py",
-    "augment.py",
-    "datasets.py",
-    "headline.py",
-)
-
-
-def code_hash(
-    package_dir: str | Path | None = None, modules: Iterable[str] = PHYSICS_MODULES
-) -> str:
-    """Hash of the source of ``modules`` (content, not mtime): a job's code dependency."""
-    root = Path(package_dir) if package_dir else Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for name in modules:
-        h.update(name.encode())
-        h.update((root / name).read_bytes())
-    return h.hexdigest()[:16]
-
-
-def stable_seed(*parts: object) -> int:
-    """A 32-bit seed derived from text (the cell id), the same on every machine and run."""
-    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:4], "little")
-
-
-class JsonDict(dict):
-    """A dict that formats as canonical JSON (``str``) but records as a dict (``repr``).
-
-    Snakemake stores a param with ``repr`` (so a change anywhere in it is detected) and
-    formats it into a shell command with ``str`` (so ``--settings {params.settings:q}`` passes
-    exact JSON to the entry point). A value: build it whole, do not change it afterwards; the
-    JSON text is made once (Snakemake formats a job's command several times, 14,000 jobs at
-    paper scale).
-    """
-
-    def __str__(self) -> str:
-        text = self.__dict__.get("_json")
-        if text is None:
-            text = self.__dict__["_json"] = json.dumps(self, sort_keys=True, separators=(",", ":"))
-        return text
-
-
-def cell_settings(config: Mapping[str, Any], cell: Cell | str, code: str | None = None) -> dict:
-    """Every physical setting of one cell, as one dict with sorted keys.
-
-    This is the cell's single Snakemake ``params`` entry (Snakemake stores param values without
-    their keys, so one dict keeps every change visible) and the simulate job's only input.
-    Execution choices that do not change the physics (device, threads, batching) are not here:
-    they travel as resources, so switching laptop <-> cluster reruns nothing.
-    """
-    return settings_maker(config, code)(cell)
-
-
-def settings_maker(config: Mapping[str, Any], code: str | None = None) -> Callable[..., dict]:
-    """:func:`cell_settings` for many cells of one config: ``make(cell)``. The physics blocks
-    of cells no override matches are built once and shared (read them, never change them): a
-    planner asks for 14,000 cells' settings."""
-    code = code if code is not None else code_hash()
-    shared = _physics_blocks(config)
-
-    def make(cell: Cell | str) -> dict:
-        if isinstance(cell, str):
-            cell = parse_cell(cell)
-        cell_id = cell.id
-        own = effective_config(config, cell_id)  # the config itself where no override matches
-        st, sim = shared if own is config else _physics_blocks(own)
-        nz = nz_for_thickness(cell.thickness, st["lattice_constant"])
-        settings = {
-            "cell": cell_id,
-            "code": code,
-            "kind": cell.kind,
-            "nz": nz,
-            "phonon_seed": stable_seed("phonons", cell_id),
-            "seed": cell.seed,
-            "simulation": sim,
-            "step_depth": cell.depth,
-            "step_fraction": (cell.depth / nz) if cell.kind == "step" else None,
-            "structure": st,
-            "structure_seed": stable_seed("structure", cell_id),
-            "thickness": float(cell.thickness),
-            "ti_fraction": cell.ti_fraction if cell.kind == "diffusion" else 0.0,
-        }
-        return settings  # keys in sorted order, as are the blocks inside
-
-    return make
-
-
-def _physics_blocks(config: Mapping[str, Any]) -> tuple[dict, dict]:
-    """The sorted ``structure`` block and the ``simulation`` block without its execution keys
-    (device, threads, batching) of one (effective) config."""
-    sim = {
-        k: v for k, v in config["simulation"].items() if k not in ("device", "threads", "max_batch")
-    }
-    if sim.get("method") != "prism":
-        sim.pop("prism_interpolation", None)
-    return _sorted(config["structure"]), _sorted(sim)
-
-
-def matching_overrides(config: Mapping[str, Any], cell_id: str) -> list[Mapping[str, Any]]:
-    return [o for o in config.get("overrides") or () if fnmatch.fnmatchcase(cell_id, o["cells"])]
-
-
-def effective_config(config: Mapping[str, Any], cell_id: str) -> Mapping[str, Any]:
-    """The config as one cell sees it: global blocks with the matching overrides merged in."""
-    found = matching_overrides(config, cell_id)
-    if not found:
-        return config
-    from interface4d.config import deep_merge
-
-    out = dict(config)
-    for o in found:
-        for block in ("structure", "simulation"):
-            if block in o:
-                out[block] = deep_merge(out[block], o[block])
-    return out
-
-
-def _sorted(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {k: _sorted(obj[k]) for k in sorted(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_sorted(v) for v in obj]
-    return obj
+def check_grid(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The checks of a validated config (:func:`interface4d.config.validate_config`) that need
+    the grid's cells: each override must match at least one cell. Raises
+    :class:`~interface4d.config.ConfigError` naming the key and value; returns ``config``."""
+    overrides = config.get("overrides") or []
+    if overrides:
+        cells = [c.id for c in enumerate_cells(config)[0]]
+        for i, o in enumerate(overrides):
+            if not any(fnmatch.fnmatchcase(c, o["cells"]) for c in cells):
+                raise ConfigError(
+                    f"config key 'overrides.{i}.cells' = {o['cells']!r}: matches no cell of the "
+                    f"grid (cell ids look like {cells[0]})"
+                )
+    return config

@@ -25,20 +25,21 @@ def load(path: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def _num(x: Any, digits: int = 3) -> str:
+def num(x: Any, digits: int = 3) -> str:
+    """``x`` with ``digits`` decimals, or ``n/a`` for a missing or non-finite number."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
     return f"{float(x):.{digits}f}"
 
 
 def _ci(x: Any) -> str:
-    return f"[{_num(x[0])}, {_num(x[1])}]" if x else "[n/a]"
+    return f"[{num(x[0])}, {num(x[1])}]" if x else "[n/a]"
 
 
 def _acc(c: Mapping[str, Any], b: Mapping[str, Any], key: str, unit: str) -> str:
     return (
-        f"**{_num(c.get(key))}** {_ci(c.get(f'{key}_ci95'))} on {c.get(f'{key}_n')} {unit} "
-        f"(linear baseline {_num(b.get(key))} {_ci(b.get(f'{key}_ci95'))})"
+        f"**{num(c.get(key))}** {_ci(c.get(f'{key}_ci95'))} on {c.get(f'{key}_n')} {unit} "
+        f"(linear baseline {num(b.get(key))} {_ci(b.get(f'{key}_ci95'))})"
     )
 
 
@@ -53,8 +54,8 @@ def lines(headline: Mapping[str, Any] | None) -> list[str]:
         out.append(
             "Step vs intermixing on held-out structures (95 % Wilson intervals): per line "
             + _acc(c, b, "accuracy", "lines")
-            + f"; balanced accuracy {_num(c.get('balanced_accuracy'))} "
-            f"(baseline {_num(b.get('balanced_accuracy'))}); ROC AUC {_num(c.get('auc'))}. "
+            + f"; balanced accuracy {num(c.get('balanced_accuracy'))} "
+            f"(baseline {num(b.get('balanced_accuracy'))}); ROC AUC {num(c.get('auc'))}. "
             "The paper reports ~0.97 on a random per-example split."
         )
         if c.get("cell_accuracy") is not None:
@@ -74,8 +75,8 @@ def lines(headline: Mapping[str, Any] | None) -> list[str]:
         base = r.get("baseline_mae_by_thickness") or {}
         cells = r.get("n_val_cells_by_thickness") or r.get("n_val_by_thickness") or {}
         per = ", ".join(
-            f"{t} Å: **{_num(m)}** {_ci(cis.get(t))} on {cells.get(t, '?')} cells "
-            f"(ridge baseline {_num(base.get(t))})"
+            f"{t} Å: **{num(m)}** {_ci(cis.get(t))} on {cells.get(t, '?')} cells "
+            f"(ridge baseline {num(base.get(t))})"
             for t, m in r.get("mae_by_thickness", {}).items()
         )
         out.append(
@@ -84,7 +85,7 @@ def lines(headline: Mapping[str, Any] | None) -> list[str]:
         )
         ref = r.get("reference_thickness")
         tr = ", ".join(
-            f"{t} Å: {_num(m)}" for t, m in r.get("transfer_mae_by_thickness", {}).items()
+            f"{t} Å: {num(m)}" for t, m in r.get("transfer_mae_by_thickness", {}).items()
         )
         model = f"{float(ref):g} Å" if ref is not None else "reference"
         out.append(f"Transferability, the {model} model on every thickness (MAE): {tr}.")

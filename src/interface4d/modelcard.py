@@ -123,7 +123,7 @@ def _same_input(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
 def _beam_settings(config: Mapping[str, Any], cells: Sequence[str]) -> dict[str, Any]:
     """Energy, convergence angle, aberrations, lattice constant and y scan shared by ``cells``
     (per-cell overrides applied); an error if the cells differ."""
-    from interface4d.grid import cell_settings
+    from interface4d.settings import cell_settings
 
     seen: dict[str, dict[str, Any]] = {}
     for cell in cells:
@@ -166,9 +166,10 @@ def write_model_card(
     folder, with their sha256.
     """
     from interface4d import versions
-    from interface4d.config import validate_config, wavelength
+    from interface4d.config import validate_config
     from interface4d.grid import fmt, parse_cell
     from interface4d.h5io import atomic_path
+    from interface4d.physics import wavelength
     from interface4d.reduce import file_sha256
 
     out_json = Path(out_json)

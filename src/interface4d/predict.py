@@ -70,7 +70,7 @@ class Plan:
 def scan_nyquist_A(card: ModelCard) -> float:
     """lambda / (4 alpha) (A): the probe-position sampling that resolves every spatial frequency
     of a 4D data set (its patterns vary with the probe position up to 2 alpha / lambda)."""
-    from interface4d.config import wavelength
+    from interface4d.physics import wavelength
 
     alpha = float(card["semiangle_cutoff_mrad"]) * 1e-3
     return wavelength(float(card["energy_eV"])) / (4 * alpha)
@@ -290,8 +290,8 @@ def predict(
     ``saliency.png``/``.svg`` and ``saliency.npz`` to ``out_dir`` and returns the prediction.
     """
     from interface4d import versions
-    from interface4d.config import wavelength
     from interface4d.h5io import atomic_path
+    from interface4d.physics import wavelength
     from interface4d.reduce import file_sha256
 
     card = read_model_card(card_path)

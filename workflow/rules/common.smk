@@ -16,23 +16,28 @@ from interface4d.config import validate_config  # noqa: E402
 from interface4d.fftplan import workflow_wisdom_dir  # noqa: E402
 from interface4d.grid import (  # noqa: E402
     CELL_PATTERN,
+    BLOCK_PATTERN,
+    blocks_of,
+    check_grid,
+    enumerate_cells,
+    fmt,
+    parse_cell,
+)
+from interface4d.settings import (  # noqa: E402
     EVAL_MODULES,
     GATHER_MODULES,
     REDUCE_MODULES,
     TRAIN_MODULES,
-    BLOCK_PATTERN,
     JsonDict,
-    blocks_of,
     code_hash,
-    enumerate_cells,
-    fmt,
-    parse_cell,
     settings_maker,
 )
 
 # The library's check first: its messages name the key path and value (and it adds the
-# physics checks the schema cannot express); then Snakemake's own validation of the same schema.
+# physics checks the schema cannot express, and those that need the grid's cells); then
+# Snakemake's own validation of the same schema.
 validate_config(config)
+check_grid(config)
 validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = config["results"]

@@ -1,0 +1,113 @@
+"""The dose study: the networks and their baselines against the electron dose.
+
+The same validation examples, the same rotation draw as the evaluation's validation inputs
+(:func:`interface4d.validation.augment_for_eval`), but shot noise at a fixed dose (electrons per
+pattern) from ``evaluation.doses``, plus ``noiseless`` (rotation only). The classifier is scored
+by accuracy, balanced accuracy and AUC per dose (``classifier_dose.csv``), each step-position
+model by its MAE (``regression_dose.csv``); the summary joins both into ``dose_study.csv``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from interface4d import metrics
+from interface4d.datasets import CLASSES
+from interface4d.evalreport import fmt
+from interface4d.scores import binary_safe_auc
+from interface4d.validation import NOISELESS
+
+DOSE_PROTOCOL = (
+    "same validation examples and rotation draws; Poisson noise at the "
+    "dose (electrons per pattern); noiseless = rotation only"
+)
+
+
+def evaluation_doses(doses: Iterable[float]) -> list[Any]:
+    """The inputs each validation example is predicted at: training's validation draw
+    (``"val"``), then each study dose, then ``noiseless``."""
+    return ["val", *doses, NOISELESS]
+
+
+def dose_key(d: float | str | None) -> str:
+    return NOISELESS if d is None or d == NOISELESS else f"{float(d):g}"
+
+
+def _dose_value(d: float | str) -> float:
+    return float("inf") if d == NOISELESS else float(d)
+
+
+def classifier_dose_rows(
+    y: np.ndarray, outs: Mapping[str, Mapping[Any, np.ndarray]], doses: Sequence[Any]
+) -> list[dict[str, Any]]:
+    """One row per study dose (``doses`` less the leading ``"val"``) and predictor of ``outs``
+    ({name: {dose: class probabilities}}): accuracy, balanced accuracy, AUC on targets ``y``."""
+    rows = []
+    for d in doses[1:]:
+        for name in outs:
+            p = outs[name][d]
+            rows.append(
+                {
+                    "model": name,
+                    "dose": dose_key(d),
+                    "dose_e_per_pattern": _dose_value(d),
+                    "accuracy": metrics.accuracy(y, p.argmax(axis=1)),
+                    "balanced_accuracy": metrics.balanced_accuracy(y, p.argmax(axis=1)),
+                    "auc": binary_safe_auc(y, p[:, CLASSES["diffusion"]]),
+                    "n": len(y),
+                }
+            )
+    return rows
+
+
+def regression_dose_rows(
+    t: float, y: np.ndarray, outs: Mapping[str, Mapping[Any, np.ndarray]], doses: Sequence[Any]
+) -> list[dict[str, Any]]:
+    """One row per study dose and predictor: the thickness ``t`` model's MAE on targets ``y``."""
+    rows = []
+    for d in doses[1:]:
+        for name in outs:
+            rows.append(
+                {
+                    "model": name,
+                    "thickness": t,
+                    "dose": dose_key(d),
+                    "dose_e_per_pattern": _dose_value(d),
+                    "mae": metrics.mae(y, outs[name][d]) if len(y) else float("nan"),
+                    "n": len(y),
+                }
+            )
+    return rows
+
+
+def dose_study_rows(cls: Mapping[str, Any], reg: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The rows of ``dose_study.csv`` from ``classifier.json`` and ``regression.json``."""
+    rows = [
+        {
+            "model": r.get("model", "network"),
+            "network": "classifier",
+            "thickness": "all",
+            "dose": r["dose"],
+            "dose_e_per_pattern": r["dose_e_per_pattern"],
+            "accuracy": r["accuracy"],
+            "mae": None,
+        }
+        for r in cls["dose"] + cls.get("dose_baseline", [])
+    ]
+    if reg is not None:
+        rows += [
+            {
+                "model": r.get("model", "network"),
+                "network": "regressor",
+                "thickness": fmt(r["thickness"]),
+                "dose": r["dose"],
+                "dose_e_per_pattern": r["dose_e_per_pattern"],
+                "accuracy": None,
+                "mae": r["mae"],
+            }
+            for r in reg["dose"]
+        ]
+    return rows

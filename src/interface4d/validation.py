@@ -1,0 +1,161 @@
+"""The validation split as the evaluation sees it: a trained network, its inputs and its outputs.
+
+Validation inputs are augmented as training's development pass augments its cells
+(:mod:`interface4d.augment`: per example ``val_rng(val_seed, uid)`` draws a dose log-uniform in
+``training.augment.dose`` and a rotation); the dose study keeps that rotation draw and puts shot
+noise at a fixed dose instead (or none: :data:`NOISELESS`). :func:`predict_split` streams a split
+through several predictors (a network, its linear baseline) so that they see the very same
+inputs. Used by :mod:`interface4d.evaluate` and the benchmarks.
+
+TensorFlow/Keras are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from interface4d.augment import draw_angle, draw_dose, poisson_noise, rotate_patterns, val_rng
+from interface4d.datasets import H5Examples
+
+NOISELESS = "noiseless"
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def augment_for_eval(
+    x: np.ndarray,
+    indices: Sequence[int],
+    augment_cfg: Mapping[str, Any],
+    dose: float | str | None = "val",
+) -> np.ndarray:
+    """Validation inputs (B, nx, k, k) for dataset rows ``indices``.
+
+    ``dose="val"``: exactly training's validation augmentation (dose and angle drawn from
+    ``val_rng(val_seed, index)``); a number: the same rotation draw, shot noise at that dose;
+    ``None`` or ``"noiseless"``: the same rotation, no noise.
+    """
+    out = np.empty(x.shape, dtype=np.float32)
+    for j, idx in enumerate(indices):
+        rng = val_rng(int(augment_cfg["val_seed"]), int(idx))
+        drawn = draw_dose(rng, augment_cfg["dose"])
+        angle = draw_angle(rng, float(augment_cfg["rotation_deg"]))
+        rotated = rotate_patterns(x[j], angle)
+        if dose == "val":
+            out[j] = poisson_noise(rotated, drawn, rng)
+        elif dose is None or dose == NOISELESS:
+            out[j] = rotated
+        else:
+            out[j] = poisson_noise(rotated, float(dose), rng)
+    return out
+
+
+def load_model(path: str | Path):
+    """A trained network (``.keras``) for inference."""
+    from interface4d.model import load
+
+    return load(path)
+
+
+def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Network outputs for inputs ``x`` (B, nx, k, k): (B, 2) probabilities or (B,) fractions."""
+    import tensorflow as tf
+
+    outs = []
+    for i in range(0, len(x), batch_size):
+        xb = tf.constant(np.asarray(x[i : i + batch_size], np.float32)[..., None])
+        outs.append(np.asarray(model(xb, training=False)))
+    if not outs:
+        n_out = int(model.outputs[0].shape[-1])
+        return np.empty((0, n_out) if n_out > 1 else (0,), np.float32)
+    out = np.concatenate(outs)
+    return out[:, 0] if out.shape[-1] == 1 else out
+
+
+def predict_split(
+    predictors: Mapping[str, Predictor],
+    dataset_h5: str | Path,
+    augment_cfg: Mapping[str, Any],
+    doses: Sequence[float | str | None],
+    batch_size: int = 64,
+    split: str = "val",
+) -> tuple[np.ndarray, np.ndarray, dict[str, dict[Any, np.ndarray]]]:
+    """Predict one split of a dataset at several doses with several predictors (the network and
+    its baseline see the very same inputs), streaming (never the whole split in memory).
+
+    ``predictors`` maps a name to a function of raw augmented examples (B, nx, k, k). Returns
+    (row indices, targets, {name: {dose: outputs}}). The augmentation draws are keyed by each
+    example's :func:`interface4d.datasets.example_uid`, as in training's development pass.
+    """
+    with H5Examples(dataset_h5, split) as data:
+        idx = data.indices
+        targets = []
+        outs: dict[str, dict[Any, list[np.ndarray]]] = {
+            n: {d: [] for d in doses} for n in predictors
+        }
+        for i in range(0, len(idx), batch_size):
+            rows = idx[i : i + batch_size]
+            x, y = data.batch(rows)
+            uids = data.uids(rows)
+            targets.append(y)
+            for d in doses:
+                xa = augment_for_eval(x, uids, augment_cfg, d)
+                for name, fn in predictors.items():
+                    outs[name][d].append(np.asarray(fn(xa)))
+    y_all = np.concatenate(targets) if targets else np.empty((0,))
+    joined = {
+        n: {d: np.concatenate(v) if v else np.empty((0,)) for d, v in per.items()}
+        for n, per in outs.items()
+    }
+    return idx, y_all, joined
+
+
+def network_predictor(model, batch_size: int = 64) -> Predictor:
+    return lambda x: predict(model, x, batch_size)
+
+
+def validation_examples(
+    dataset_h5: str | Path, rows, augment_cfg: Mapping[str, Any]
+) -> tuple[np.ndarray, Any]:
+    """The validation inputs of dataset rows ``rows`` (the figures' examples), augmented as in
+    training's development pass, and the dataset's ``scan_x_relative_A`` attribute (or None)."""
+    with H5Examples(dataset_h5, "val") as data:
+        x, _ = data.batch(rows)
+        uids = data.uids(rows)
+        scan_x = data.attrs.get("scan_x_relative_A")
+    return augment_for_eval(x, uids, augment_cfg, "val"), scan_x
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """A dataset's manifest CSV, indexed by dataset row."""
+    df = pd.read_csv(path)
+    return df.set_index("index", drop=False)
+
+
+def saliency(model, x: np.ndarray, output_index: int | None = None) -> np.ndarray:
+    """|d output / d input| for each example of ``x`` (B, nx, k, k) -> (B, nx, k, k).
+
+    ``output_index``: the class whose probability is differentiated (classifier); ``None``
+    takes each example's predicted class, or the single output of a regressor.
+    """
+    import tensorflow as tf
+
+    xt = tf.constant(np.asarray(x, np.float32)[..., None])
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        out = model(xt, training=False)
+        if out.shape[-1] == 1:
+            score = out[:, 0]
+        else:
+            cls = (
+                tf.argmax(out, axis=-1, output_type=tf.int32)
+                if output_index is None
+                else tf.fill([tf.shape(out)[0]], int(output_index))
+            )
+            score = tf.gather(out, cls, axis=1, batch_dims=1)
+    grad = tape.gradient(score, xt)
+    return np.abs(np.asarray(grad)[..., 0])
