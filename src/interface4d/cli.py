@@ -146,7 +146,38 @@ def cmd_model_card(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands whose modules import TensorFlow or pandas: each brings its own parser, loaded only
+# when that command runs (a simulate job does not pay for their imports).
+LAZY = {
+    "train": ("interface4d.train", "train a network (Horovod-aware)"),
+    "evaluate": ("interface4d.evaluate", "evaluate networks, headline numbers, dose study"),
+    "predict": ("interface4d.predict", "classify / regress your own 4D-STEM data"),
+}
+
+
+def _add_lazy(sub, name: str, module: str, text: str, load: bool) -> None:
+    """The subcommand ``name`` with ``module.build_parser()``'s arguments and ``module.run`` as
+    its function when ``load``; otherwise only its line in ``interface4d --help``."""
+    if not load:
+        sub.add_parser(name, help=f"{text}; see interface4d {name} --help", add_help=False)
+        return
+    import importlib
+
+    mod = importlib.import_module(module)
+    own = mod.build_parser()
+    sp = sub.add_parser(
+        name,
+        help=text,
+        parents=[own],
+        add_help=False,
+        description=own.description,
+        epilog=own.epilog,
+    )
+    sp.set_defaults(func=mod.run)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``interface4d`` parser; ``command`` (the first argument) loads that lazy command."""
     p = argparse.ArgumentParser(prog="interface4d", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -208,17 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("-o", "--output", required=True)
     ps.set_defaults(func=cmd_plot_structures)
 
-    sub.add_parser(
-        "train",
-        help="train a network (Horovod-aware); see interface4d train --help",
-        add_help=False,
-    )
-
-    sub.add_parser(
-        "evaluate",
-        help="evaluate networks, headline numbers, dose study; see interface4d evaluate --help",
-        add_help=False,
-    )
+    for name, (module, text) in LAZY.items():
+        _add_lazy(sub, name, module, text, load=name == command)
 
     mc = sub.add_parser(
         "model-card", help="write the model card interface4d predict reads beside the models"
@@ -236,11 +258,6 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("-o", "--output", required=True)
     mc.set_defaults(func=cmd_model_card)
 
-    sub.add_parser(
-        "predict",
-        help="classify / regress your own 4D-STEM data; see interface4d predict --help",
-        add_help=False,
-    )
 
     pm = sub.add_parser("plot-scan", help="mean-intensity image and CBED montage of one cell")
     pm.add_argument("input")
@@ -252,19 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["train"]:  # TensorFlow only in this command; its own parser
-        from interface4d.train import main as train_main
-
-        return train_main(argv[1:])
-    if argv[:1] == ["predict"]:  # TensorFlow only in this command; its own parser
-        from interface4d.predict import main as predict_main
-
-        return predict_main(argv[1:])
-    if argv[:1] == ["evaluate"]:  # TensorFlow (classify, regress) inside; its own parser
-        from interface4d.evaluate import main as evaluate_main
-
-        return evaluate_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return args.func(args)
     except ConfigError as exc:

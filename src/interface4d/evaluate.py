@@ -458,7 +458,7 @@ def summarise(
 # --------------------------------------------------------------------------- CLI
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="interface4d evaluate",
         description="Evaluate trained networks on their validation split (Figs. 3-5, dose).",
@@ -495,7 +495,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """The command line: parse ``argv``, then :func:`run`."""
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """``interface4d evaluate classify|regress|summary`` on the parsed ``args``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         if args.what == "summary":

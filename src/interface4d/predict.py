@@ -522,7 +522,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """The command line: parse ``argv``, then :func:`run`."""
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """``interface4d predict`` on the parsed ``args``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from interface4d.config import ConfigError
 

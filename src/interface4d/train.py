@@ -422,7 +422,7 @@ def train(
 # --------------------------------------------------------------------------- CLI
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m interface4d.train",
         description="Train the 3D CNN on a descriptor dataset; run under horovodrun for several "
@@ -453,8 +453,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, hooks: TrainHooks | None = None) -> int:
-    """The command line: parse ``argv``, set up logging and run :func:`train` with ``hooks``."""
-    args = _parser().parse_args(argv)
+    """The command line: parse ``argv``, then :func:`run`."""
+    return run(build_parser().parse_args(argv), hooks)
+
+
+def run(args: argparse.Namespace, hooks: TrainHooks | None = None) -> int:
+    """``interface4d train``: set up logging and run :func:`train` on the parsed ``args``."""
     text = args.training_json
     if text.startswith("@"):
         text = Path(text[1:]).read_text()
