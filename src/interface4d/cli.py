@@ -258,7 +258,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     mc.add_argument("-o", "--output", required=True)
     mc.set_defaults(func=cmd_model_card)
 
-
     pm = sub.add_parser("plot-scan", help="mean-intensity image and CBED montage of one cell")
     pm.add_argument("input")
     pm.add_argument("-o", "--output", required=True)
