@@ -127,8 +127,9 @@ def score(data: Path, task: str, cfg: dict, model_path: Path) -> dict:
     import pandas as pd
 
     from interface4d.celltables import cell_votes
+    from interface4d.saliency import load_model
     from interface4d.train import complete_training_config
-    from interface4d.validation import load_model, network_predictor, predict_split
+    from interface4d.validation import network_predictor, predict_split
 
     full = complete_training_config(cfg)
     fit = baseline.fit(data, task, full)
@@ -168,8 +169,9 @@ def paired_leak(results: Path, work: Path) -> dict | None:
               "structure": work / "classify-structure-1" / "model.keras"}  # fmt: skip
     if not all(p.exists() for p in (rnd, struct, *models.values())):
         return None
+    from interface4d.saliency import load_model
     from interface4d.train import complete_training_config
-    from interface4d.validation import load_model, network_predictor, predict_split
+    from interface4d.validation import network_predictor, predict_split
 
     with h5py.File(rnd, "r") as f:
         keys_r = {(c, int(ln)) for c, ln, s in zip(f["cell"].asstr()[()], f["line"][()],

@@ -169,7 +169,8 @@ def fold_errors(data: Path, cfg: dict, model_path: Path | None) -> dict[str, flo
     sys.path.insert(0, str(ROOT / "src"))
     from interface4d import baseline
     from interface4d.train import complete_training_config
-    from interface4d.validation import load_model, network_predictor, predict_split
+    from interface4d.saliency import load_model
+    from interface4d.validation import network_predictor, predict_split
 
     full = complete_training_config(cfg)
     if model_path is not None:
@@ -233,7 +234,8 @@ def score(data: Path, task: str, cfg: dict, model_path: Path | None) -> dict:
     from interface4d import baseline, metrics
     from interface4d.celltables import cell_votes
     from interface4d.train import complete_training_config
-    from interface4d.validation import load_model, network_predictor, predict_split
+    from interface4d.saliency import load_model
+    from interface4d.validation import network_predictor, predict_split
 
     full = complete_training_config(cfg)
     preds = {}

@@ -271,7 +271,7 @@ def test_regression_evaluation_and_transferability(tmp_path):
 def test_saliency_is_the_input_gradient(tmp_path):
     import keras
 
-    from interface4d.validation import saliency
+    from interface4d.saliency import saliency
 
     model = keras.models.load_model(_model(tmp_path / "m.keras", "classify"), compile=False)
     x = _x(n=1, seed=4) + 1.0 / 144

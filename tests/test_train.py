@@ -317,7 +317,8 @@ def test_run_killed_after_an_epoch_resumes_at_the_next(tmp_path):
 @pytest.mark.slow
 def test_separable_data_reaches_95_percent_validation_accuracy(tmp_path):
     from interface4d.checkpoints import read_history_csv
-    from interface4d.validation import load_model, network_predictor, predict_split
+    from interface4d.saliency import load_model
+    from interface4d.validation import network_predictor, predict_split
 
     data = write_dataset(tmp_path / "d.h5", n=160, nx=4, k=12, seed=1)
     training = {"ranks": 1, "seed": 0, "classifier": {"epochs": 10, "batch_size": 8}}

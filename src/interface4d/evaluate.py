@@ -71,13 +71,12 @@ from interface4d.evalreport import (
     write_json,
 )
 from interface4d.headline import num
+from interface4d.saliency import load_model, saliency
 from interface4d.scores import classifier_metrics, thickness_scores
 from interface4d.validation import (
-    load_model,
     network_predictor,
     predict_split,
     read_manifest,
-    saliency,
     validation_examples,
 )
 

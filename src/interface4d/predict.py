@@ -28,7 +28,12 @@ from typing import Any
 import numpy as np
 
 from interface4d.modelcard import ModelCard, PredictError, read_model_card
-from interface4d.saliency import output_and_gradient, plot_saliency, saliency_map_and_profile
+from interface4d.saliency import (
+    load_model,
+    output_and_gradient,
+    plot_saliency,
+    saliency_map_and_profile,
+)
 from interface4d.userdata import (
     AXES,
     DEFAULT_LAYOUT,
@@ -264,12 +269,6 @@ def verify_model(card: ModelCard, rel: str, path: Path) -> None:
         )
 
 
-def _load_model(path: Path):
-    from interface4d.model import load
-
-    return load(path)
-
-
 # --------------------------------------------------------------------------- prediction
 
 
@@ -324,7 +323,7 @@ def predict(
         verify_model(card, rel, path)
 
     classes = list(card["classes"])
-    classifier = _load_model(card.classifier_path)
+    classifier = load_model(card.classifier_path)
     probs, grad = output_and_gradient(classifier, net.lines, 0)
     mean = probs.astype(np.float64).mean(axis=0)
     predicted = classes[int(np.argmax(mean))]
@@ -337,7 +336,7 @@ def predict(
 
     regression = None
     if p.regressor_thickness is not None:
-        regressor = _load_model(card.regressors[float(key)])
+        regressor = load_model(card.regressors[float(key)])
         value, rgrad = output_and_gradient(regressor, net.average[None], 0)
         fraction = float(value[0, 0])
         rmap, rprofile = saliency_map_and_profile(rgrad)

@@ -1,6 +1,8 @@
-"""Saliency of the trained networks: where in the input their output is decided.
+"""The trained networks at inference, and their saliency: where in the input the output is
+decided. One place for evaluation and predict.
 
-:func:`output_and_gradient` runs a network on a batch and takes the gradient of one output with
+:func:`load_model` reads a saved network; :func:`saliency` is |d output / d input| of each
+example (evaluation's maps, Fig. 3b-d); :func:`output_and_gradient` runs a network on a batch and takes the gradient of one output with
 respect to each example's input; :func:`saliency_map_and_profile` integrates its magnitude into a
 k x k detector map and a profile along the scan; :func:`plot_saliency` draws both.
 
@@ -18,6 +20,38 @@ import numpy as np
 from interface4d.modelcard import ModelCard
 
 BATCH = 64
+
+
+def load_model(path: str | Path):
+    """A trained network (``.keras``) for inference (Keras imported here, not at import)."""
+    from interface4d.model import load
+
+    return load(path)
+
+
+def saliency(model, x: np.ndarray, output_index: int | None = None) -> np.ndarray:
+    """|d output / d input| for each example of ``x`` (B, nx, k, k) -> (B, nx, k, k).
+
+    ``output_index``: the class whose probability is differentiated (classifier); ``None``
+    takes each example's predicted class, or the single output of a regressor.
+    """
+    import tensorflow as tf
+
+    xt = tf.constant(np.asarray(x, np.float32)[..., None])
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        out = model(xt, training=False)
+        if out.shape[-1] == 1:
+            score = out[:, 0]
+        else:
+            cls = (
+                tf.argmax(out, axis=-1, output_type=tf.int32)
+                if output_index is None
+                else tf.fill([tf.shape(out)[0]], int(output_index))
+            )
+            score = tf.gather(out, cls, axis=1, batch_dims=1)
+    grad = tape.gradient(score, xt)
+    return np.abs(np.asarray(grad)[..., 0])
 
 
 def output_and_gradient(model, x: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:

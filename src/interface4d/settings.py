@@ -54,6 +54,8 @@ EVAL_MODULES = (
     "dosestudy.py",
     "evalreport.py",
     "checkpoints.py",
+    "saliency.py",
+    "modelcard.py",
 )
 
 

@@ -54,13 +54,6 @@ def augment_for_eval(
     return out
 
 
-def load_model(path: str | Path):
-    """A trained network (``.keras``) for inference."""
-    from interface4d.model import load
-
-    return load(path)
-
-
 def predict(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Network outputs for inputs ``x`` (B, nx, k, k): (B, 2) probabilities or (B,) fractions."""
     import tensorflow as tf
@@ -134,28 +127,3 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     """A dataset's manifest CSV, indexed by dataset row."""
     df = pd.read_csv(path)
     return df.set_index("index", drop=False)
-
-
-def saliency(model, x: np.ndarray, output_index: int | None = None) -> np.ndarray:
-    """|d output / d input| for each example of ``x`` (B, nx, k, k) -> (B, nx, k, k).
-
-    ``output_index``: the class whose probability is differentiated (classifier); ``None``
-    takes each example's predicted class, or the single output of a regressor.
-    """
-    import tensorflow as tf
-
-    xt = tf.constant(np.asarray(x, np.float32)[..., None])
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        out = model(xt, training=False)
-        if out.shape[-1] == 1:
-            score = out[:, 0]
-        else:
-            cls = (
-                tf.argmax(out, axis=-1, output_type=tf.int32)
-                if output_index is None
-                else tf.fill([tf.shape(out)[0]], int(output_index))
-            )
-            score = tf.gather(out, cls, axis=1, batch_dims=1)
-    grad = tape.gradient(score, xt)
-    return np.abs(np.asarray(grad)[..., 0])
