@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 from interface4d.config import validate_config
-from interface4d.plots import plot_scan_montage, plot_structures
+from interface4d.figures.campaign import plot_scan_montage, plot_structures
 from interface4d.settings import cell_settings
 
 TINY = Path(__file__).resolve().parent / "configs" / "tiny.yaml"

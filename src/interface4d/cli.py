@@ -117,14 +117,14 @@ def cmd_gather(args) -> int:
 
 
 def cmd_plot_structures(args) -> int:
-    from interface4d.plots import plot_structures
+    from interface4d.figures.campaign import plot_structures
 
     plot_structures(json.loads(args.settings)["cells"], args.output)
     return 0
 
 
 def cmd_plot_scan(args) -> int:
-    from interface4d.plots import plot_scan_montage
+    from interface4d.figures.campaign import plot_scan_montage
 
     plot_scan_montage(args.input, args.output, n_patterns=args.patterns)
     return 0

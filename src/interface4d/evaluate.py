@@ -208,7 +208,7 @@ def _classifier_figures(
 ) -> list[int]:
     """Training curves, performance, accuracy by group, examples with their confidence and
     saliency maps (Fig. 3b-d); returns the dataset rows shown as examples."""
-    from interface4d import figures
+    from interface4d.figures import evaluation as figures
 
     figures.training_curves({"classifier": history}, "classify", figures_dir / "training")
     figures.classifier_performance(result, figures_dir / "performance")
@@ -383,7 +383,7 @@ def _regression_figures(
 ) -> list[int]:
     """Training curves, predicted vs true, error against thickness, transferability and two
     validation examples of the reference thickness (Figs. 4-5); returns their dataset rows."""
-    from interface4d import figures
+    from interface4d.figures import evaluation as figures
 
     ref = result["reference_thickness"]
     figures.training_curves(hist, "regress", figures_dir / "training")
@@ -429,7 +429,7 @@ def summarise(
     headline figure ``headline_figure``; with ``classifier_predictions``,
     ``out_dir/detectability.csv`` and its figure ``detectability_figure``.
     """
-    from interface4d import figures
+    from interface4d.figures import evaluation as figures
 
     out_dir = Path(out_dir)
     cls = json.loads(Path(classifier_json).read_text())

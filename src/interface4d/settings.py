@@ -43,7 +43,7 @@ EVAL_MODULES = (
     "evaluate.py",
     "baseline.py",
     "inputs.py",
-    "figures.py",
+    "figures/evaluation.py",
     "metrics.py",
     "augment.py",
     "datasets.py",
@@ -62,7 +62,9 @@ EVAL_MODULES = (
 def code_hash(
     package_dir: str | Path | None = None, modules: Iterable[str] = PHYSICS_MODULES
 ) -> str:
-    """Hash of the source of ``modules`` (content, not mtime): a job's code dependency."""
+    """Hash of the source of ``modules`` (content, not mtime): a job's code dependency.
+
+    ``modules`` are paths relative to the package, with ``/`` (``"figures/evaluation.py"``)."""
     root = Path(package_dir) if package_dir else Path(__file__).resolve().parent
     h = hashlib.sha256()
     for name in modules:

@@ -1,8 +1,8 @@
-"""Figures: structures (paper Fig. 2a-c) and one cell's scan (Fig. 2d-e).
+"""Campaign figures: structures (paper Fig. 2a-c) and one cell's scan (Fig. 2d-e).
 
-matplotlib is imported here only, and only its object-oriented API is used (``Figure``, no
-``pyplot``): nothing changes the global backend, PNG files are drawn by Agg and the output
-format follows the suffix of the output path.
+Only matplotlib's object-oriented API is used (``Figure``, no ``pyplot``): nothing changes the
+global backend, PNG files are drawn by Agg and the output format follows the suffix of the
+output path.
 """
 
 from __future__ import annotations
