@@ -1,8 +1,8 @@
 """How planning scales with the campaign: `snakemake -n` at ~1k, ~5k and ~15k cells.
 
-For each size, the paper-scale campaign (profiles/summit/campaign.yaml) is shrunk (seeds first,
+For each size, the paper-scale campaign (profiles/paper.yaml) is shrunk (seeds first,
 then Ti fractions and step fractions, all five thicknesses kept) to about that many cells and
-written over profiles/summit/campaign.yaml in a temp copy of the workflow (support/workflow.py
+written over profiles/paper.yaml in a temp copy of the workflow (support/workflow.py
 `copy_workflow`; the checkout's results/ are untouched and every job is planned). There, the
 whole campaign DAG (simulate, reduce, gather, train, evaluate) is planned twice through the
 summit profile:
@@ -45,6 +45,14 @@ from support.workflow import BIN, WORKFLOW, copy_workflow
 from support.workflow import env as venv_env
 
 PROFILE = "profiles/summit"
+
+
+def campaign_path(wd: Path) -> Path:
+    """Where the summit profile of the workflow in ``wd`` reads its campaign (its configfile:
+    profiles/paper.yaml now, profiles/summit/campaign.yaml in older revisions)."""
+    import yaml
+
+    return wd / yaml.safe_load((wd / PROFILE / "config.yaml").read_text())["configfile"]
 TOLERANCE = 0.03  # a shrunk grid within 3 % of the target keeps as many grid axes as it can
 
 
@@ -145,7 +153,7 @@ def main() -> None:
         default=["1000", "5000", "full"],
         help="target cell counts, or 'full' for the campaign as is (default: 1000 5000 full)",
     )
-    ap.add_argument("--campaign", default=str(ROOT / PROFILE / "campaign.yaml"))
+    ap.add_argument("--campaign", default=str(campaign_path(ROOT)))
     ap.add_argument("--repeats", type=int, default=1, help="runs per size; medians reported")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per snakemake run")
     ap.add_argument("--quick", action="store_true", help="100 and 300 cells (a check, ~1 min)")
@@ -180,7 +188,7 @@ def main() -> None:
         wd = Path(tempfile.mkdtemp(prefix=f"i4d-dag{cells}-"))
         try:
             copy_workflow(wd)
-            with open(wd / PROFILE / "campaign.yaml", "w") as fh:
+            with open(campaign_path(wd), "w") as fh:
                 yaml.safe_dump(config, fh, sort_keys=False)
             quiet, full = [], []
             for _ in range(args.repeats):
@@ -293,7 +301,7 @@ def baseline_workflow(rev: str, dest: Path, config: dict) -> Path:
         ["git", "-C", str(ROOT), "archive", rev, *WORKFLOW], capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    with open(dest / PROFILE / "campaign.yaml", "w") as fh:
+    with open(campaign_path(dest), "w") as fh:
         yaml.safe_dump(config, fh, sort_keys=False)
     return dest
 

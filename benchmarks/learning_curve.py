@@ -57,7 +57,7 @@ from interface4d.datasets import (  # noqa: E402
 )
 from interface4d.h5io import atomic_h5  # noqa: E402
 
-# Paper campaign (Oxley et al. 2020; profiles/summit/campaign.yaml): ~14,200 cells, 10 % held
+# Paper campaign (Oxley et al. 2020; profiles/paper.yaml): ~14,200 cells, 10 % held
 # out; the 200 A regressor had 338 training simulations.
 PAPER_TRAIN_CELLS = {"classify": 12_800, "regress": 338}
 

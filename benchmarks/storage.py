@@ -5,7 +5,7 @@ Measured: the files of a results folder (`--results DIR`: every `sims/**.h5`, `r
 (default config.yaml) run through the real workflow (Snakemake in a temp copy, targets the
 reduced cells and the datasets).
 
-Paper scale (`--campaign`, default profiles/summit/campaign.yaml, 14,209 cells at gpts 512,
+Paper scale (`--campaign`, default profiles/paper.yaml, 14,209 cells at gpts 512,
 123 x 13 positions, 107 mrad):
 
 * pattern shape and angular sampling from abTEM's own objects for the campaign's settings
@@ -22,7 +22,7 @@ The paper (Oxley et al. 2020) stored 341 x 341 x 13 x 123 per simulation, ~350 G
 table sets our figures beside that and beside the same layout uncompressed.
 
     .venv/bin/python benchmarks/storage.py [--results results] [--config config.yaml]
-        [--campaign profiles/summit/campaign.yaml] [--paper-sample 8]
+        [--campaign profiles/paper.yaml] [--paper-sample 8]
     .venv/bin/python benchmarks/storage.py --quick   # tests/configs/tiny.yaml cells, ~1 min
 """
 
@@ -175,7 +175,7 @@ def main() -> None:
     )
     ap.add_argument("--results", help="an existing results folder to measure (else simulate 2)")
     ap.add_argument("--config", default=str(ROOT / "config.yaml"), help="for the 2 cells")
-    ap.add_argument("--campaign", default=str(ROOT / "profiles/summit/campaign.yaml"))
+    ap.add_argument("--campaign", default=str(ROOT / "profiles/paper.yaml"))
     ap.add_argument("--paper-sample", type=int, default=8, help="positions (default 8)")
     ap.add_argument("--paper-sample-configs", type=int, help="default: the campaign's")
     ap.add_argument(

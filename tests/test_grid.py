@@ -17,7 +17,7 @@ from interface4d.grid import (
     parse_cell,
 )
 from interface4d.physics import snap_depth
-from interface4d.settings import JsonDict, cell_settings
+from interface4d.settings import EXECUTION_KEYS, JsonDict, cell_settings
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_settings_hold_everything_and_only_physics(tiny_config):
     assert s["step_fraction"] == pytest.approx(5 / 15)
     assert s["nz"] == 15 and s["thickness"] == 60.0
     assert s["simulation"]["gpts"] == 160 and s["structure"]["cells_x"] == 6
-    for execution_key in ("device", "threads", "max_batch"):
+    for execution_key in EXECUTION_KEYS:
         assert execution_key not in s["simulation"]
     assert list(s) == sorted(s)
     d = cell_settings(tiny_config, "t60/diffusion-ti0.2-s1")

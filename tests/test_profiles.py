@@ -33,8 +33,7 @@ from .helpers import planned, snakemake, write_config
 PROFILES = ("slurm", "frontier", "summit")
 SIM_GROUP = 85  # cells per simulation submission (a reduction is a job per block, ungrouped)
 LOGIN_CORES = "128"  # a login node's CPU count (the workflow profile's `cores: all` there)
-EXECUTION_KEYS = {("simulation", "device"), ("simulation", "threads")}
-EXECUTION_KEYS |= {("simulation", "max_batch"), ("training", "ranks")}
+PAPER = "profiles/paper.yaml"  # the one paper-scale campaign of every profile
 
 # Fake scheduler commands: each appends {"cmd", "argv", "stdin", "script", "files"} to $FAKE_LOG
 # (script: the file submitted, files: the *.sh it names, read before Snakemake deletes them). The
@@ -67,8 +66,18 @@ def profile(name: str) -> dict:
     return yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
 
 
-def campaign(name: str) -> dict:
-    return yaml.safe_load((ROOT / "profiles" / name / "campaign.yaml").read_text())
+def campaign() -> dict:
+    return yaml.safe_load((ROOT / PAPER).read_text())
+
+
+def training_ranks(name: str) -> int:
+    """The Horovod ranks of a training job under profile ``name``: its set-threads, else the
+    campaign's training.ranks."""
+    for entry in profile(name).get("set-threads") or []:
+        rule, n = entry.split("=")
+        if rule == "train_classifier":
+            return int(n)
+    return campaign()["training"]["ranks"]
 
 
 # --------------------------------------------------------------------------- the files
@@ -79,7 +88,7 @@ def test_profile_is_valid_and_reachable_by_name(name, capsys):
     from snakemake.cli import get_argument_parser, get_profile_dir
 
     cfg = profile(name)
-    assert cfg["configfile"] == f"profiles/{name}/campaign.yaml"
+    assert cfg["configfile"] == PAPER
     assert cfg["scheduler"] == "greedy"
     assert cfg["groups"] == ["simulate=sim"]
     assert cfg["group-components"] == [f"sim={SIM_GROUP}"]
@@ -99,28 +108,10 @@ def test_profile_is_valid_and_reachable_by_name(name, capsys):
         os.chdir(cwd)
     assert found is not None, f"no ./{name} link to profiles/{name}"
     assert found[1].resolve() == (ROOT / "profiles" / name / "config.yaml").resolve()
-    # and the campaign beside it is a valid campaign
+    # and its campaign is a valid campaign
     from interface4d.config import validate_config
 
-    validate_config(campaign(name))
-
-
-def test_campaigns_differ_only_in_execution_settings():
-    def flat(d: dict, prefix=()) -> dict:
-        out = {}
-        for k, v in d.items():
-            if isinstance(v, dict) and k in ("structure", "simulation", "reduction", "training"):
-                out.update(flat(v, (*prefix, k)))
-            else:
-                out[(*prefix, k)] = v
-        return out
-
-    ref = flat(campaign("summit"))
-    for name in ("slurm", "frontier"):
-        other = flat(campaign(name))
-        assert ref.keys() == other.keys()
-        differ = {k for k in ref if ref[k] != other[k]}
-        assert differ <= EXECUTION_KEYS, (name, differ)
+    validate_config(campaign())
 
 
 @pytest.mark.parametrize("name", ("hvd-srun", "gpu-slot"))
@@ -167,20 +158,27 @@ def test_gpu_slot_gives_each_command_its_own_gpu(tmp_path):
     assert "ROCR_VISIBLE_DEVICES=4\n" in out.stdout and "HIP_VISIBLE_DEVICES=0\n" in out.stdout
 
 
-def test_gpu_campaigns_give_each_simulation_its_own_gpu(tmp_path):
-    """A campaign simulating on GPUs starts every simulate job through gpu-slot (a cluster group
-    runs a node's worth at once); on CPUs nothing is prefixed."""
+def test_gpu_profiles_give_each_simulation_its_own_gpu(tmp_path):
+    """Profiles simulating on GPUs start every simulate job through gpu-slot (a cluster group
+    runs a node's worth at once); the CPU profile runs the same campaign with no prefix, its
+    own device, threads and batch (resources: the cells' settings are the same)."""
     wd = copy_workflow(tmp_path / "wd")
     target = "results/sims/t100/step-d1.h5"
-    for name, device in (("frontier", "gpu"), ("summit", "gpu"), ("slurm", "cpu")):
-        assert campaign(name)["simulation"]["device"] == device
-        cfg = ("--configfile", f"profiles/{name}/campaign.yaml")
-        out = snakemake(wd, "-n", "-p", target, *cfg).stdout
+    settings = set()
+    for name, device, threads, batch in (
+        ("frontier", "gpu", 7, 128),
+        ("summit", "gpu", 7, 128),
+        ("slurm", "cpu", 4, 32),
+    ):
+        prof = ("--profile", f"profiles/{name}", "--cores", LOGIN_CORES)
+        out = snakemake(wd, "-n", "-p", target, *prof).stdout
         lines = [line for line in out.splitlines() if "interface4d simulate" in line]
         (command,) = [line.split("Shell command:", 1)[-1].strip() for line in lines]
         slot = str(wd / "workflow" / "scripts" / "gpu-slot")
         assert command.startswith(f"{slot} interface4d simulate") == (device == "gpu"), command
-        assert f"--device {device}" in command
+        assert f"--device {device} --threads {threads} --max-batch {batch}" in command
+        settings.add(shlex.split(command.split("interface4d simulate", 1)[1])[1])
+    assert len(settings) == 1  # one cell, the same physics on every machine
 
 
 def test_simulate_command_passes_any_wisdom_folder_as_one_argument(tmp_path):
@@ -222,7 +220,7 @@ def test_paper_scale_dry_run_counts_jobs_and_submissions(tmp_path):
     stats = job_stats(out)
     cells = stats["simulate"]
     assert cells >= 14000
-    grid = campaign("frontier")["grid"]
+    grid = campaign()["grid"]
     blocks = len(grid["thickness"]) * 2  # a thickness's step cells; its intermixed cells
     assert stats["reduce"] == blocks == 10
     sims = out.count("Group job sim (jobs in lexicogr. order)")
@@ -247,7 +245,7 @@ def test_changing_one_cell_at_paper_scale_plans_that_cell_and_its_aggregations(t
     here); afterwards each recorded output is created, all with one mtime.
     """
     wd = copy_workflow(tmp_path / "paper")
-    campaign_file = "profiles/summit/campaign.yaml"
+    campaign_file = PAPER
     touch = ("--configfile", campaign_file, "--touch", "--forceall", "--cores", "100000")
     snakemake(wd, *touch, "--quiet", "all", timeout=1800)
     records = [
@@ -305,7 +303,7 @@ def job_stats(out: str) -> dict[str, int]:
 
 def small_campaign(name: str) -> dict:
     """The profile's campaign cut to one thickness and ~225 cells: one full group of each kind."""
-    cfg = campaign(name)
+    cfg = campaign()
     cfg["grid"]["thickness"] = [100]
     cfg["grid"]["ti_fraction"] = [0.1, 0.2]
     cfg["grid"]["seeds"] = list(range(100))  # 25 step depths + 200 intermixed cells
@@ -434,7 +432,7 @@ def test_slurm_submission_lines(fakes, tmp_path):
     for job in (g, *lines["reduce"]):
         assert job["-p"] == "debug" and "-A" not in job  # sinfo's default; Slurm's default account
         assert "--gpus" not in job and "--nodes" not in job
-    ranks = campaign("slurm")["training"]["ranks"]
+    ranks = training_ranks("slurm")
     for rule in ("train_classifier", "train_regressor"):
         (t,) = lines[rule]
         assert t["--ntasks"] == str(ranks) and t["--cpus-per-task"] == "1", t
@@ -456,7 +454,7 @@ def test_frontier_submission_lines(fakes, tmp_path):
         assert r["-t"] == str(profile("frontier")["set-resources"]["reduce"]["runtime"])
     for job in (g, *lines["reduce"]):
         assert job["-A"] == "CHANGE_ME" and job["-p"] == "batch"
-    ranks = campaign("frontier")["training"]["ranks"]
+    ranks = training_ranks("frontier")
     for rule in ("train_classifier", "train_regressor"):
         (t,) = lines[rule]
         assert t["--ntasks"] == str(ranks) and t["--cpus-per-task"] == "7", t
@@ -504,7 +502,7 @@ def test_summit_submission_lines(fakes, tmp_path):
         assert options(jsrun)["--nrs"] == "1" and options(jsrun)["--gpu_per_rs"] == "6"
         assert options(jsrun)["--cpu_per_rs"] == "42"
         assert re.search(r" --cores 42 ", body)
-    ranks = campaign("summit")["training"]["ranks"]
+    ranks = training_ranks("summit")
     for rule in ("train_classifier", "train_regressor"):
         ((opts, props, script, body),) = lines[rule]
         assert opts["-nnodes"] == str(math.ceil(ranks / 6)), opts

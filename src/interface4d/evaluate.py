@@ -501,67 +501,63 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """``interface4d evaluate classify|regress|summary`` on the parsed ``args``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    step = {"summary": _run_summary, "classify": _run_classify, "regress": _run_regress}
     try:
-        if args.what == "summary":
-            h = summarise(
-                args.classifier,
-                args.regression,
-                args.out_dir,
-                args.figure,
-                args.campaign,
-                args.headline_figure,
-                args.classifier_predictions,
-                args.regression_predictions,
-                args.detectability_figure,
-            )
-            log.info("headline: %s", json.dumps(jsonable(h)))
-            return 0
-        if args.threads:
-            import tensorflow as tf
-
-            tf.config.threading.set_intra_op_parallelism_threads(int(args.threads))
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        training = json.loads(args.training_json)
-        evaluation = json.loads(args.evaluation_json)
-        if args.what == "classify":
-            res = evaluate_classifier(
-                args.model,
-                args.dataset,
-                args.manifest,
-                args.history,
-                training,
-                evaluation,
-                args.metrics_dir,
-                args.figures_dir,
-            )
-            log.info(
-                "classifier: validation accuracy %.4f on %d examples, AUC %s",
-                res.metrics["accuracy"],
-                res.metrics["n_val_examples"],
-                num(res.metrics["auc"]),
-            )
-        else:
-            res = evaluate_regressors(
-                args.thicknesses,
-                args.models,
-                args.datasets,
-                args.manifests,
-                args.histories,
-                training,
-                evaluation,
-                args.metrics_dir,
-                args.figures_dir,
-            )
-            for r in res.metrics["per_thickness"]:
-                log.info(
-                    "regressor %s Å: validation MAE %s on %d examples",
-                    fmt(r["thickness"]),
-                    num(r["mae"]),
-                    r["n_val"],
-                )
+        step[args.what](args)
     except (ValueError, OSError) as exc:
         raise SystemExit(f"interface4d evaluate: {exc}") from None
     return 0
+
+
+def _run_summary(args: argparse.Namespace) -> None:
+    h = summarise(
+        args.classifier,
+        args.regression,
+        args.out_dir,
+        args.figure,
+        args.campaign,
+        args.headline_figure,
+        args.classifier_predictions,
+        args.regression_predictions,
+        args.detectability_figure,
+    )
+    log.info("headline: %s", json.dumps(jsonable(h)))
+
+
+def _blocks(args: argparse.Namespace) -> tuple[dict, dict]:
+    """TensorFlow's threads, then the campaign's training and evaluation blocks."""
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(int(args.threads))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    return json.loads(args.training_json), json.loads(args.evaluation_json)
+
+
+def _run_classify(args: argparse.Namespace) -> None:
+    training, evaluation = _blocks(args)
+    paths = (args.model, args.dataset, args.manifest, args.history)
+    res = evaluate_classifier(*paths, training, evaluation, args.metrics_dir, args.figures_dir)
+    m = res.metrics
+    log.info(
+        "classifier: validation accuracy %.4f on %d examples, AUC %s",
+        m["accuracy"],
+        m["n_val_examples"],
+        num(m["auc"]),
+    )
+
+
+def _run_regress(args: argparse.Namespace) -> None:
+    training, evaluation = _blocks(args)
+    paths = (args.thicknesses, args.models, args.datasets, args.manifests, args.histories)
+    res = evaluate_regressors(*paths, training, evaluation, args.metrics_dir, args.figures_dir)
+    for r in res.metrics["per_thickness"]:
+        log.info(
+            "regressor %s Å: validation MAE %s on %d examples",
+            fmt(r["thickness"]),
+            num(r["mae"]),
+            r["n_val"],
+        )
 
 
 if __name__ == "__main__":

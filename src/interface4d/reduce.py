@@ -40,11 +40,9 @@ import numpy as np
 
 from interface4d import versions
 from interface4d.h5io import atomic_h5, require_complete, set_attrs
+from interface4d.settings import REDUCE_KEYS
 
 FORMAT = "interface4d-reduced/2"  # /2: one group per cell, several cells a file
-# The keys of the config's ``reduction`` block that decide a reduced file. The others
-# (val_fraction, split, split_seed) only decide the train/validation split of the datasets.
-REDUCE_KEYS = ("crop_mrad", "bin", "window_x")
 _TOL = 1e-9  # Angstrom / relative tolerance for positions and pixel counts
 _log = logging.getLogger(__name__)
 

@@ -23,6 +23,12 @@ from interface4d.config import deep_merge
 from interface4d.grid import Cell, parse_cell
 from interface4d.physics import nz_for_thickness
 
+# Simulation keys that change how a cell is computed, not what: never part of its settings.
+EXECUTION_KEYS = ("device", "threads", "max_batch")
+# The keys of the ``reduction`` block that decide a reduced file; the others (val_fraction,
+# split, split_seed) decide only the train/validation split of the datasets.
+REDUCE_KEYS = ("crop_mrad", "bin", "window_x")
+
 # Library modules whose source decides what a simulated cell contains. Their hash is part of
 # every cell's settings, so a real edit reruns the cells and a fresh clone (new mtimes) does not.
 PHYSICS_MODULES = ("structures.py", "simulate.py", "h5io.py")
@@ -144,9 +150,7 @@ def settings_maker(config: Mapping[str, Any], code: str | None = None) -> Callab
 def _physics_blocks(config: Mapping[str, Any]) -> tuple[dict, dict]:
     """The sorted ``structure`` block and the ``simulation`` block without its execution keys
     (device, threads, batching) of one (effective) config."""
-    sim = {
-        k: v for k, v in config["simulation"].items() if k not in ("device", "threads", "max_batch")
-    }
+    sim = {k: v for k, v in config["simulation"].items() if k not in EXECUTION_KEYS}
     if sim.get("method") != "prism":
         sim.pop("prism_interpolation", None)
     return _sorted(config["structure"]), _sorted(sim)

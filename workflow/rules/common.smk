@@ -25,7 +25,9 @@ from interface4d.grid import (  # noqa: E402
 )
 from interface4d.settings import (  # noqa: E402
     EVAL_MODULES,
+    EXECUTION_KEYS,
     GATHER_MODULES,
+    REDUCE_KEYS,
     REDUCE_MODULES,
     TRAIN_MODULES,
     JsonDict,
@@ -50,7 +52,6 @@ REDUCE_CODE = code_hash(PACKAGE, REDUCE_MODULES)
 GATHER_CODE = code_hash(PACKAGE, GATHER_MODULES)
 TRAIN_CODE = code_hash(PACKAGE, TRAIN_MODULES)
 EVAL_CODE = code_hash(PACKAGE, EVAL_MODULES)
-SPLIT_KEYS = ("val_fraction", "split", "split_seed")
 LEARNED_KINDS = ("step", "diffusion")
 
 # The report's top page (workflow/report/workflow.rst) reads these through Jinja; the schema
@@ -201,7 +202,7 @@ def reduced_blocks(blocks):
 # What a cell's reduction depends on (not the split: that is the gathers' business); the same
 # for every cell, so built once.
 REDUCTION = JsonDict(
-    reduction={k: v for k, v in config["reduction"].items() if k not in SPLIT_KEYS},
+    reduction={k: config["reduction"][k] for k in REDUCE_KEYS},
     code=REDUCE_CODE,
 )
 
@@ -230,9 +231,21 @@ def regress_inputs(wildcards):
 
 
 def training_params(task):
-    """The training block as one network sees it (the other network's optimiser left out)."""
+    """The training block as one network sees it (the other network's optimiser left out), with
+    the ranks the job runs: its threads, which a profile may set (set-threads)."""
     other = "regressor" if task == "classifier" else "classifier"
-    return JsonDict({k: v for k, v in config["training"].items() if k != other})
+    block = {k: v for k, v in config["training"].items() if k != other}
+
+    def params(wildcards, threads):
+        out = copy.deepcopy(block)
+        own = out.get(task)
+        if own and own.get("ranks"):
+            own["ranks"] = threads
+        else:
+            out["ranks"] = threads
+        return JsonDict(out)
+
+    return params
 
 
 def regress_thicknesses():
@@ -280,8 +293,6 @@ CARD_BLOCKS = (
     "training",
 )
 
-
-EXECUTION_KEYS = ("device", "threads", "max_batch")
 
 
 def _canonical(x):
