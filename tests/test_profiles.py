@@ -345,7 +345,6 @@ def submit(name: str, fakes: Path, tmp_path: Path) -> list[dict]:
     """What `snakemake --profile NAME` sends: the simulations (groups), the reductions
     (groups), then the training."""
     wd = copy_workflow(tmp_path / name)
-    (wd / name).symlink_to(f"profiles/{name}")
     write_config(wd / "small.yaml", small_campaign(name))
     log = tmp_path / f"{name}.jsonl"
     e = dict(env(), FAKE_LOG=str(log), PATH=f"{fakes}{os.pathsep}{env()['PATH']}")
