@@ -470,17 +470,20 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--figures-dir", required=True)
     common.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads")
     c = sub.add_parser("classify", parents=[common], help="the step-vs-intermixing classifier")
+    c.set_defaults(step=cmd_classify)
     c.add_argument("--model", required=True)
     c.add_argument("--dataset", required=True)
     c.add_argument("--manifest", required=True)
     c.add_argument("--history", required=True)
     r = sub.add_parser("regress", parents=[common], help="the step-position regressors")
+    r.set_defaults(step=cmd_regress)
     r.add_argument("--thicknesses", nargs="+", type=float, required=True)
     r.add_argument("--models", nargs="+", required=True)
     r.add_argument("--datasets", nargs="+", required=True)
     r.add_argument("--manifests", nargs="+", required=True)
     r.add_argument("--histories", nargs="+", required=True)
     s = sub.add_parser("summary", help="headline numbers and the dose study (no TensorFlow)")
+    s.set_defaults(step=cmd_summary)
     s.add_argument("--classifier", required=True, help="classifier.json")
     s.add_argument("--regression", help="regression.json (absent without step cells)")
     s.add_argument("--out-dir", required=True)
@@ -501,15 +504,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """``interface4d evaluate classify|regress|summary`` on the parsed ``args``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    step = {"summary": _run_summary, "classify": _run_classify, "regress": _run_regress}
     try:
-        step[args.what](args)
+        args.step(args)
     except (ValueError, OSError) as exc:
         raise SystemExit(f"interface4d evaluate: {exc}") from None
     return 0
 
 
-def _run_summary(args: argparse.Namespace) -> None:
+def cmd_summary(args: argparse.Namespace) -> None:
+    """``interface4d evaluate summary``: :func:`summarise`."""
     h = summarise(
         args.classifier,
         args.regression,
@@ -534,7 +537,8 @@ def _blocks(args: argparse.Namespace) -> tuple[dict, dict]:
     return json.loads(args.training_json), json.loads(args.evaluation_json)
 
 
-def _run_classify(args: argparse.Namespace) -> None:
+def cmd_classify(args: argparse.Namespace) -> None:
+    """``interface4d evaluate classify``: :func:`evaluate_classifier`."""
     training, evaluation = _blocks(args)
     paths = (args.model, args.dataset, args.manifest, args.history)
     res = evaluate_classifier(*paths, training, evaluation, args.metrics_dir, args.figures_dir)
@@ -547,7 +551,8 @@ def _run_classify(args: argparse.Namespace) -> None:
     )
 
 
-def _run_regress(args: argparse.Namespace) -> None:
+def cmd_regress(args: argparse.Namespace) -> None:
+    """``interface4d evaluate regress``: :func:`evaluate_regressors`."""
     training, evaluation = _blocks(args)
     paths = (args.thicknesses, args.models, args.datasets, args.manifests, args.histories)
     res = evaluate_regressors(*paths, training, evaluation, args.metrics_dir, args.figures_dir)
