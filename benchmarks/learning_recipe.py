@@ -168,8 +168,8 @@ def fold_errors(data: Path, cfg: dict, model_path: Path | None) -> dict[str, flo
     cells of ``data``, with the evaluation's validation augmentation."""
     sys.path.insert(0, str(ROOT / "src"))
     from interface4d import baseline
-    from interface4d.train import complete_training_config
     from interface4d.saliency import load_model
+    from interface4d.train import complete_training_config
     from interface4d.validation import network_predictor, predict_split
 
     full = complete_training_config(cfg)
@@ -233,8 +233,8 @@ def score(data: Path, task: str, cfg: dict, model_path: Path | None) -> dict:
     sys.path.insert(0, str(ROOT / "src"))
     from interface4d import baseline, metrics
     from interface4d.celltables import cell_votes
-    from interface4d.train import complete_training_config
     from interface4d.saliency import load_model
+    from interface4d.train import complete_training_config
     from interface4d.validation import network_predictor, predict_split
 
     full = complete_training_config(cfg)

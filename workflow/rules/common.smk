@@ -294,7 +294,6 @@ CARD_BLOCKS = (
 )
 
 
-
 def _canonical(x):
     """Numbers spelled one way (40.0 -> 40, 0.30 -> 0.3), so respelling reruns nothing."""
     if isinstance(x, float):
