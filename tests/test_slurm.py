@@ -329,8 +329,22 @@ def local(local_run) -> Path:
     return wd
 
 
+def loopback_profile(wd: Path) -> None:
+    """The copy's slurm profile for the loopback cluster: the simulations run as the campaign
+    says (its device, threads and batch, as in the local run), not as the profile's CPU nodes
+    would (4 threads, 32 probe positions a batch, NumPy forced): the profile's other settings,
+    its groups, reductions and Horovod training jobs, stay as shipped."""
+    path = wd / "profiles" / "slurm" / "config.yaml"
+    prof = yaml.safe_load(path.read_text())
+    for key in ("sim_device", "max_batch", "mem_mb", "launcher"):
+        del prof["set-resources"]["simulate"][key]
+    prof["set-threads"] = [t for t in prof["set-threads"] if not t.startswith("simulate=")]
+    path.write_text(yaml.safe_dump(prof, sort_keys=False))
+
+
 def through_slurm(cluster: Cluster, wd: Path, *targets: str, timeout: float):
     """`snakemake [targets] --profile slurm` with the campaign, on the loopback cluster."""
+    loopback_profile(wd)
     return subprocess.run(
         [str(BIN / "snakemake"), *targets, "--cores", "2", "--profile", "slurm"]
         + ["--configfile", "campaign.yaml", *STATUS],
