@@ -167,20 +167,23 @@ def schema_error_lines(
     return lines
 
 
+def _fill_and_check(schema: Mapping[str, Any], obj: dict[str, Any], prefix: list[str]) -> None:
+    """Validate ``obj`` in place against ``schema``, filling its defaults; raise
+    :class:`ConfigError` with one line per error, key paths under ``prefix``."""
+    from jsonschema import validators
+
+    cls = _extend_with_default(validators.validator_for(schema))
+    errors = sorted(cls(schema).iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        raise ConfigError("\n".join(schema_error_lines(errors, prefix=prefix)))
+
+
 def validate_schema(config: dict[str, Any]) -> dict[str, Any]:
     """Validate ``config`` in place against the schema, filling defaults; return it.
 
     Raises :class:`ConfigError` with one line per error (see :func:`schema_error_lines`).
     """
-    from jsonschema import validators
-
-    schema = load_schema()
-    cls = _extend_with_default(validators.validator_for(schema))
-    errors = sorted(
-        cls(schema).iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]
-    )
-    if errors:
-        raise ConfigError("\n".join(schema_error_lines(errors)))
+    _fill_and_check(load_schema(), config, [])
     return config
 
 
@@ -188,15 +191,10 @@ def complete_block(name: str, block: Mapping[str, Any] | None) -> dict[str, Any]
     """One top-level block of a campaign (e.g. ``training``, ``evaluation``) validated against
     its part of the schema, with the schema's defaults filled in: the defaults live in the schema
     only. Raises :class:`ConfigError` with one line per error, the key paths under ``name``."""
-    from jsonschema import validators
-
     schema = load_schema()
     sub = {**schema["properties"][name], "$defs": schema["$defs"], "$schema": schema["$schema"]}
     cfg = copy.deepcopy(dict(block or {}))
-    cls = _extend_with_default(validators.validator_for(sub))
-    errors = sorted(cls(sub).iter_errors(cfg), key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        raise ConfigError("\n".join(schema_error_lines(errors, prefix=[name])))
+    _fill_and_check(sub, cfg, [name])
     return cfg
 
 
