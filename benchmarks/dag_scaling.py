@@ -53,6 +53,8 @@ def campaign_path(wd: Path) -> Path:
     import yaml
 
     return wd / yaml.safe_load((wd / PROFILE / "config.yaml").read_text())["configfile"]
+
+
 TOLERANCE = 0.03  # a shrunk grid within 3 % of the target keeps as many grid axes as it can
 
 

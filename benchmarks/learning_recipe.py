@@ -88,6 +88,11 @@ RECIPES = {
                  "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
                          "standardise": "scalar", "mixup": 1.0, "weight_decay": 0.01,
                          "skip": "linear"}},  # fmt: skip
+    # the same, its linear path started at a ridge fit of what the initial CNN leaves
+    "reg-skip-ridge": {"input": "sqrt", "dev_fraction": 0.0,
+                       "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
+                               "standardise": "scalar", "mixup": 1.0, "weight_decay": 0.01,
+                               "skip": "linear", "skip_init": "ridge"}},  # fmt: skip
     "reg-skip-nomix": {"input": "sqrt", "dev_fraction": 0.0,
                        "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
                                "standardise": "scalar", "weight_decay": 0.01,

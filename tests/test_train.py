@@ -225,11 +225,11 @@ def test_input_transform_is_part_of_the_saved_model(tmp_path):
 def test_two_horovod_ranks_end_with_identical_weights(tmp_path, average):
     data = write_dataset(tmp_path / "d.h5", n=48, nx=4, k=12, seed=3)
     training = {"ranks": 2, "model": SMALL_MODEL, "classifier": {"epochs": 2, "batch_size": 6}}
-    extra = ["--debug-rank-digest", str(tmp_path / "digest")]
-    if not average:
-        extra.append("--no-average-gradients")
+    # tests/train_hooked.py: each rank writes its final weights' digest (on_train_end)
+    mode = "digest" if average else "digest-unaveraged"
+    hooked = [str(ROOT / "tests" / "train_hooked.py"), mode, str(tmp_path / "digest")]
     proc = _run(
-        _horovodrun(sys.executable, *_train_args(data, tmp_path / "out", training, *extra)),
+        _horovodrun(sys.executable, *hooked, *_train_options(data, tmp_path / "out", training)),
         tmp_path,
     )
     digests = [json.loads((tmp_path / "digest" / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -282,7 +282,7 @@ def test_run_killed_after_an_epoch_resumes_at_the_next(tmp_path):
     _run([py, *_train_args(data, whole, training)], tmp_path)
 
     # the same command line, with an on_epoch_end hook that SIGKILLs the run after epoch 2
-    hooked = [py, str(ROOT / "tests" / "train_hooked.py"), "2"]
+    hooked = [py, str(ROOT / "tests" / "train_hooked.py"), "kill", "2"]
     killed = _run([*hooked, *_train_options(data, cut, training)], tmp_path, check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert [e for e, _ in list_checkpoints(cut / "ckpt")] == [1, 2]

@@ -48,20 +48,35 @@ class EpochEnd:
     checkpoint: Path | None
 
 
-def _ignore(_end: EpochEnd) -> None:
+@dataclass(frozen=True)
+class TrainEnd:
+    """What ``on_train_end`` is told: this rank, the number of ranks and the digest of its
+    final weights (:func:`interface4d.checkpoints.weights_digest`)."""
+
+    rank: int
+    size: int
+    digest: Mapping[str, Any]
+
+
+def _ignore(_end: Any) -> None:
     """The default hook: nothing."""
 
 
 @dataclass(frozen=True)
 class TrainHooks:
-    """Callbacks of :func:`interface4d.train.train`, by default none.
+    """Callbacks of :func:`interface4d.train.train`, by default none; the tests use them
+    (``tests/train_hooked.py``), the workflow does not.
 
     ``on_epoch_end(EpochEnd)`` runs on every rank at the end of every epoch, after rank 0 wrote
     the epoch's checkpoint (when one was due) and logged it; a hook that spans ranks must keep
-    them in step (the same collective calls on every rank). The tests kill a run here
-    (``tests/train_hooked.py``)."""
+    them in step (the same collective calls on every rank). The tests kill a run here.
+    ``on_train_end(TrainEnd)`` runs on every rank with its final weights' digest.
+    ``average_gradients=False`` takes a plain GradientTape instead of Horovod's distributed one:
+    the ranks then diverge, the control that shows the averaging is what keeps them equal."""
 
     on_epoch_end: Callable[[EpochEnd], None] = _ignore
+    on_train_end: Callable[[TrainEnd], None] = _ignore
+    average_gradients: bool = True
 
 
 @dataclass
@@ -78,6 +93,7 @@ class Run:
     batch: int  # examples per rank and step
     dataset_sha: str
     fingerprint: str
+    warm_start: dict[str, Any] | None = None  # the linear path's ridge start (rank 0)
 
     @property
     def seed(self) -> int:
@@ -203,14 +219,13 @@ def run_epochs(
     class_weights: np.ndarray,
     progress: Progress,
     checkpoint_dir: Path,
-    average_gradients: bool,
     hooks: TrainHooks,
 ) -> None:
     """The epoch loop, from the resumed epoch to ``epochs`` or an early stop: each epoch
     (:func:`run_epoch`), its selection (:func:`select_epoch`), rank 0's checkpoint (when due, and at
     the last epoch) and log line, then the ``on_epoch_end`` hook."""
     every = checkpoint_interval(run.epochs)
-    train_step = make_train_step(model, optimizer, run.task, average_gradients, class_weights)
+    train_step = make_train_step(model, optimizer, run.task, hooks.average_gradients, class_weights)
     eval_step = make_eval_step(model, run.task, class_weights)
     pool = ThreadPoolExecutor(max_workers=1)
     try:

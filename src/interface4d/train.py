@@ -39,8 +39,9 @@ Semantics
   seeds, input, development share, class balance, augmentation, ranks, dataset sha256) matches
   and whose epoch is <= ``epochs``; rank 0 loads it and broadcasts. Other checkpoints are
   deleted.
-* Only rank 0 writes files (besides the test-only per-rank digests).
-* :class:`TrainHooks` lets a caller act at the end of every epoch (the tests kill a run there).
+* Only rank 0 writes files.
+* :class:`TrainHooks` lets a caller act at the end of every epoch and of the run (the tests
+  kill a run there, and compare the ranks' final weights).
 
 Outputs: the Keras model (``.keras``, the best development epoch), the history CSV (``epoch,
 loss, accuracy|mae, dev_loss, dev_accuracy|dev_mae``) and a provenance JSON.
@@ -72,7 +73,7 @@ from interface4d.checkpoints import (
 )
 from interface4d.config import ConfigError
 from interface4d.epochs import EpochEnd as EpochEnd  # the hook's argument
-from interface4d.epochs import Progress, Run, TrainHooks, run_epochs
+from interface4d.epochs import Progress, Run, TrainEnd, TrainHooks, run_epochs
 from interface4d.h5io import atomic_path
 from interface4d.optimisation import (
     METRIC,
@@ -101,6 +102,13 @@ def complete_training_config(training_cfg: Mapping[str, Any] | None) -> dict[str
             f"config key 'training.classifier.skip' = {cfg['classifier']['skip']!r}: the "
             "linear skip applies to the step-position regressors only"
         )
+    for block in ("classifier", "regressor"):
+        b = cfg[block]
+        if b["skip_init"] != "zeros" and (b["skip"] != "linear" or int(b["members"]) != 1):
+            raise ConfigError(
+                f"config key 'training.{block}.skip_init' = {b['skip_init']!r}: a warm start "
+                "needs skip: linear and members: 1"
+            )
     if cfg["classifier"]["mixup"]:
         raise ConfigError(
             f"config key 'training.classifier.mixup' = {cfg['classifier']['mixup']!r}: mixup "
@@ -234,6 +242,11 @@ def _build_model_and_optimiser(run: Run, inputs: _Inputs):
         members=int(run.opt["members"]),
         skip=run.opt["skip"],
     )
+    if run.opt["skip_init"] == "ridge" and run.rank == 0:  # the other ranks take rank 0's
+        from interface4d.warmstart import draw_examples, warm_start_skip
+
+        x, y, cells = draw_examples(run.data, run.seed, run.cfg["augment"])
+        run.warm_start = warm_start_skip(model, x, y, cells)
     share = len(run.data.fit_indices) // run.size
     per_rank = share // run.batch + bool(share % run.batch)
     optimizer = make_optimizer(run.opt, steps_per_epoch=per_rank)
@@ -278,13 +291,6 @@ def _restore_best_epoch(run: Run, model, progress: Progress) -> dict[str, Any]:
     return final
 
 
-def _write_rank_digest(folder: str | Path, rank: int, size: int, digest: Mapping) -> None:
-    """Test-only: ``folder/rank<r>.json`` with this rank's final weights digest."""
-    d = Path(folder)
-    d.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(d / f"rank{rank}.json", json.dumps({"rank": rank, "size": size, **digest}))
-
-
 def _save_outputs(run: Run, model, history, outputs: _Outputs) -> None:
     """Rank 0: the Keras model and the history CSV."""
     with atomic_path(outputs.model, ".keras") as tmp:
@@ -298,7 +304,7 @@ def _provenance(
     progress: Progress,
     final: Mapping[str, Any],
     digest: Mapping[str, Any],
-    average_gradients: bool,
+    hooks: TrainHooks,
     t_start: float,
 ) -> dict[str, Any]:
     """The provenance record: data, input statistics, seeds, optimiser, selection, result,
@@ -324,6 +330,7 @@ def _provenance(
             " or one scalar std (linear)",
             "examples": inputs.examples,
         },
+        "skip_warm_start": run.warm_start,
         "class_weights": [float(w) for w in inputs.class_weights],
         "ranks": run.size,
         "seeds": {
@@ -343,7 +350,7 @@ def _provenance(
         "selection": "the epoch with the lowest development loss"
         if n_dev
         else "the last epoch (no development cells)",
-        "average_gradients": bool(average_gradients),
+        "average_gradients": bool(hooks.average_gradients),
         "resumed_from_epoch": progress.start_epoch,
         "final": final,
         "weights": digest,
@@ -369,8 +376,6 @@ def train(
     history_out: str | Path | None = None,
     provenance_out: str | Path | None = None,
     threads: int | None = None,
-    average_gradients: bool = True,
-    rank_digest_dir: str | Path | None = None,
     hooks: TrainHooks | None = None,
 ) -> dict[str, Any]:
     """Train one network on the training cells of ``dataset_h5``; return the final metrics (on
@@ -379,13 +384,10 @@ def train(
     ``training_cfg`` is the campaign's ``training`` block (defaults filled here). Outputs (rank 0)
     go to ``model_out``/``history_out``/``provenance_out``, by default ``out_dir/model.keras``,
     ``out_dir/history.csv``, ``out_dir/provenance.json``. ``hooks``: callbacks into the run
-    (:class:`TrainHooks`).
-
-    Test-only options: ``average_gradients=False`` turns the Horovod gradient averaging off;
-    ``rank_digest_dir`` makes every rank write ``rank<r>.json`` with a digest of its final
-    weights.
+    (:class:`TrainHooks`, used by the tests).
     """
     t_start = time.time()
+    hooks = hooks or TrainHooks()
     cfg, opt_cfg = _settle_config(task, training_cfg)
     outputs = _output_paths(out_dir, model_out, history_out, provenance_out)
     checkpoint_dir = Path(checkpoint_dir)
@@ -395,26 +397,15 @@ def train(
         inputs = _input_statistics_and_weights(run)
         model, optimizer = _build_model_and_optimiser(run, inputs)
         progress = _resume_or_start(run, checkpoint_dir, model, optimizer)
-        hooks = hooks or TrainHooks()
-        run_epochs(
-            run,
-            model,
-            optimizer,
-            inputs.class_weights,
-            progress,
-            checkpoint_dir,
-            average_gradients,
-            hooks,
-        )
+        run_epochs(run, model, optimizer, inputs.class_weights, progress, checkpoint_dir, hooks)
     finally:
         run.data.close()
     final = _restore_best_epoch(run, model, progress)
     digest = weights_digest(model)
-    if rank_digest_dir is not None:
-        _write_rank_digest(rank_digest_dir, rank, size, digest)
+    hooks.on_train_end(TrainEnd(rank, size, digest))
     if rank == 0:
         _save_outputs(run, model, progress.history, outputs)
-        record = _provenance(run, inputs, progress, final, digest, average_gradients, t_start)
+        record = _provenance(run, inputs, progress, final, digest, hooks, t_start)
         write_text_atomic(outputs.provenance, json.dumps(record, indent=2, default=float) + "\n")
     return final
 
@@ -442,13 +433,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", required=True, help="per-epoch checkpoints, resumed from")
     p.add_argument("--threads", type=int, default=None, help="TF intra-op threads per rank")
     p.add_argument("-v", "--verbose", action="store_true")
-    test = p.add_argument_group("test-only options")
-    test.add_argument(
-        "--no-average-gradients",
-        action="store_true",
-        help="plain GradientTape instead of hvd.DistributedGradientTape (ranks diverge)",
-    )
-    test.add_argument("--debug-rank-digest", help="folder: each rank writes rank<r>.json")
     return p
 
 
@@ -483,8 +467,6 @@ def run(args: argparse.Namespace, hooks: TrainHooks | None = None) -> int:
             history_out=args.history_out,
             provenance_out=args.provenance_out,
             threads=args.threads,
-            average_gradients=not args.no_average_gradients,
-            rank_digest_dir=args.debug_rank_digest,
             hooks=hooks,
         )
     except ConfigError as exc:
