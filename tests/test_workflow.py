@@ -276,7 +276,12 @@ def test_bad_config_fails_before_any_job(done, tmp_path):
     before = {p: p.stat().st_mtime for p in (done / "results/sims").rglob("*.h5")}
     proc = snakemake(done, "--configfile", "bad.yaml", check=False)
     assert proc.returncode != 0
-    assert "grid.ti_fraction.1' = 1.5" in proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "grid.ti_fraction.1' = 1.5" in out
+    # one line naming the key and value, no traceback
+    errors = [line for line in out.splitlines() if "ti_fraction" in line]
+    assert len(errors) == 1 and errors[0].startswith("interface4d: config key"), out
+    assert 'File "' not in out and "Traceback" not in out, out
     after = {p: p.stat().st_mtime for p in (done / "results/sims").rglob("*.h5")}
     assert before == after
 

@@ -12,7 +12,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from interface4d import headline  # noqa: E402
-from interface4d.config import validate_config  # noqa: E402
+from interface4d.config import ConfigError, validate_config  # noqa: E402
 from interface4d.fftplan import workflow_wisdom_dir  # noqa: E402
 from interface4d.grid import (  # noqa: E402
     CELL_PATTERN,
@@ -38,8 +38,11 @@ from interface4d.settings import (  # noqa: E402
 # The library's check first: its messages name the key path and value (and it adds the
 # physics checks the schema cannot express, and those that need the grid's cells); then
 # Snakemake's own validation of the same schema.
-validate_config(config)
-check_grid(config)
+try:
+    validate_config(config)
+    check_grid(config)
+except ConfigError as exc:  # one line, no traceback: the message names the key and value
+    sys.exit(f"interface4d: {exc}")
 validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = config["results"]
