@@ -381,7 +381,7 @@ def test_model_card_describes_the_training(campaign):
     assert card.classifier_path.exists() and card.regressors[40.0].exists()
     files = d["provenance"]["files"]
     assert {f["role"] for f in files.values()} >= {"classifier", "regressor t40"}
-    from interface4d.reduce import file_sha256
+    from interface4d.provenance import file_sha256
 
     assert files["classifier.keras"]["sha256"] == file_sha256(card.classifier_path)
 

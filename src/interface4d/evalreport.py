@@ -27,7 +27,7 @@ from interface4d import versions
 from interface4d.celltables import NEAR_EXIT
 from interface4d.h5io import atomic_path
 from interface4d.headline import num
-from interface4d.reduce import file_sha256
+from interface4d.provenance import file_sha256
 
 CLASSIFICATION_HEADLINE = (
     "accuracy",

@@ -170,7 +170,7 @@ def write_model_card(
     from interface4d.grid import fmt, parse_cell
     from interface4d.h5io import atomic_path
     from interface4d.physics import wavelength
-    from interface4d.reduce import file_sha256
+    from interface4d.provenance import file_sha256
 
     out_json = Path(out_json)
     folder = out_json.resolve().parent

@@ -258,7 +258,7 @@ def check_intensity(card: ModelCard, net: NetworkInput, calib: Calibration) -> N
 
 def verify_model(card: ModelCard, rel: str, path: Path) -> None:
     """The model file exists and is the one the card recorded (sha256)."""
-    from interface4d.reduce import file_sha256
+    from interface4d.provenance import file_sha256
 
     if not path.exists():
         raise PredictError(f"model {path} (listed in {card.path}) does not exist")
@@ -291,7 +291,7 @@ def predict(
     from interface4d import versions
     from interface4d.h5io import atomic_path
     from interface4d.physics import wavelength
-    from interface4d.reduce import file_sha256
+    from interface4d.provenance import file_sha256
 
     card = read_model_card(card_path)
     axes = parse_layout(layout if isinstance(layout, str) else ",".join(layout))

@@ -40,6 +40,7 @@ import numpy as np
 
 from interface4d import versions
 from interface4d.h5io import atomic_h5, require_complete, set_attrs
+from interface4d.provenance import file_sha256
 from interface4d.settings import REDUCE_KEYS
 
 FORMAT = "interface4d-reduced/2"  # /2: one group per cell, several cells a file
@@ -126,14 +127,6 @@ def array_sha256(*arrays: np.ndarray) -> str:
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
         h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
     return h.hexdigest()
 
 

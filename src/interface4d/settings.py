@@ -32,8 +32,8 @@ REDUCE_KEYS = ("crop_mrad", "bin", "window_x")
 # Library modules whose source decides what a simulated cell contains. Their hash is part of
 # every cell's settings, so a real edit reruns the cells and a fresh clone (new mtimes) does not.
 PHYSICS_MODULES = ("structures.py", "simulate.py", "h5io.py")
-REDUCE_MODULES = ("reduce.py", "h5io.py")
-GATHER_MODULES = ("datasets.py", "reduce.py", "h5io.py")
+REDUCE_MODULES = ("reduce.py", "h5io.py", "provenance.py")
+GATHER_MODULES = ("datasets.py", "reduce.py", "h5io.py", "provenance.py")
 TRAIN_MODULES = (
     "datasets.py",
     "model.py",
@@ -44,6 +44,8 @@ TRAIN_MODULES = (
     "optimisation.py",
     "epochs.py",
     "checkpoints.py",
+    "warmstart.py",
+    "provenance.py",
 )
 EVAL_MODULES = (
     "evaluate.py",
@@ -62,6 +64,7 @@ EVAL_MODULES = (
     "checkpoints.py",
     "saliency.py",
     "modelcard.py",
+    "provenance.py",
 )
 
 

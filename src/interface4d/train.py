@@ -83,7 +83,7 @@ from interface4d.optimisation import (
     make_optimizer,
     weights_digest,
 )
-from interface4d.reduce import file_sha256
+from interface4d.provenance import file_sha256
 from interface4d.trainingdata import SHUFFLE_STREAM, TrainingData, class_weights, input_statistics
 
 log = logging.getLogger("interface4d.train")
