@@ -1,0 +1,81 @@
+"""The ridge warm start of the regressors' linear path (``skip_init: ridge``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from interface4d.warmstart import RELATIVE_ALPHA, choose_alpha, ridge_dual
+
+
+def _problem(n=40, d=200, seed=0):
+    rng = np.random.default_rng(seed)
+    f = rng.normal(size=(n, d))
+    y = f[:, :5] @ rng.normal(size=5) + 0.3 + 0.1 * rng.normal(size=n)
+    return f, y
+
+
+def test_dual_ridge_equals_scikit_learns_ridge():
+    from sklearn.linear_model import Ridge
+
+    f, y = _problem()
+    for alpha in (1e-3, 1.0, 30.0):
+        w, b = ridge_dual(f, y, alpha)
+        ref = Ridge(alpha=alpha).fit(f, y)
+        np.testing.assert_allclose(w, ref.coef_, rtol=1e-6, atol=1e-9)
+        assert b == pytest.approx(ref.intercept_, rel=1e-6, abs=1e-9)
+
+
+def test_the_strength_is_chosen_by_whole_groups_held_out():
+    f, y = _problem(n=48)
+    groups = [f"cell{i // 4}" for i in range(48)]  # 12 cells of 4 draws each
+    alpha, scores = choose_alpha(f, y, groups, folds=4)
+    assert len(scores) == len(RELATIVE_ALPHA)
+    best = min(scores, key=lambda s: s["mae"])
+    assert alpha == best["alpha"]
+    # one strength by hand: cells dealt in sorted order to 4 folds, each fold fitted on the rest
+    names = sorted(set(groups))
+    fold = np.array([names.index(g) % 4 for g in groups])
+    a = scores[5]["alpha"]
+    err = 0.0
+    for j in range(4):
+        w, b = ridge_dual(f[fold != j], y[fold != j], a)
+        err += np.abs(f[fold == j] @ w + b - y[fold == j]).sum()
+    assert scores[5]["mae"] == pytest.approx(err / len(y), rel=1e-9)
+
+
+def test_warm_start_puts_the_network_at_the_ridge_fit_of_what_its_cnn_leaves():
+    import keras
+
+    from interface4d.model import build_model
+    from interface4d.warmstart import warm_start_skip
+
+    rng = np.random.default_rng(1)
+    x = rng.gamma(2.0, 1e-3, size=(24, 4, 8, 8)).astype(np.float32)
+    y = rng.uniform(0.1, 0.9, size=24).astype(np.float32)
+    cells = [f"c{i % 6}" for i in range(24)]
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        (4, 8, 8), "regress", [2], 3, [4, 4], 0.0, input_mean=np.zeros((4, 8, 8)),
+        input_std=np.full((4, 8, 8), 1e-3), input_transform="sqrt", skip="linear",
+    )  # fmt: skip
+    probe = keras.Model(
+        model.inputs, [model.get_layer("cnn_out").output, model.get_layer("skip_scale").output]
+    )
+    cnn, feats = (np.asarray(a, np.float64) for a in probe(x, training=False))
+    info = warm_start_skip(model, x, y, cells)
+    w, b = ridge_dual(feats, y - cnn[:, 0], info["alpha"])
+    expected = cnn[:, 0] + feats @ w + b
+    got = np.asarray(model.predict(x, verbose=0))[:, 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert info["cells"] == 6 and info["examples"] == 24
+
+
+def test_a_warm_start_without_the_linear_path_is_a_config_error():
+    from interface4d.config import ConfigError
+    from interface4d.train import complete_training_config
+
+    with pytest.raises(ConfigError, match=r"training.regressor.skip_init' = 'ridge'"):
+        complete_training_config({"regressor": {"skip_init": "ridge"}})
+    cfg = complete_training_config({"regressor": {"skip_init": "ridge", "skip": "linear"}})
+    assert cfg["regressor"]["skip_init"] == "ridge"
