@@ -14,10 +14,14 @@ on the inner-test cells with the evaluation's validation augmentation; the linea
 Regressors, ``--folds K``: grouped K-fold over all training cells of one thickness instead (each
 training cell predicted once by the fold model that did not see it; the network minus ridge,
 paired, with a bootstrap over cells); ``--blocked`` makes each fold a run of adjacent step
-depths, a gap in the training depths such as a structure split can leave.
+depths, a gap in the training depths such as a structure split can leave. ``--draws K`` scores
+each held cell by its mean absolute error over K validation draws of dose and rotation (one
+draw's shot noise moves a 5-cell comparison by as much as the models differ); ``--reuse`` keeps
+the fold datasets and models already in ``--work``.
 
     .venv/bin/python benchmarks/learning_recipe.py --results results --task regress \
-        --thickness 150 --recipes reg-skip --epochs 300 --threads 1 --folds 7 [--blocked] --jobs 2
+        --thickness 150 --recipes reg-skip --epochs 300 --threads 1 --folds 7 [--blocked] --jobs 2 \
+        [--draws 8] [--reuse]
 """
 
 from __future__ import annotations
@@ -168,31 +172,62 @@ def fold_dataset(src: Path, dst: Path, held: set[str]) -> None:
                     g.attrs[k] = v
 
 
-def fold_errors(data: Path, cfg: dict, model_path: Path | None) -> dict[str, float]:
+def draw_inputs(x: np.ndarray, uids, augment: dict, k: int) -> np.ndarray:
+    """Validation draw ``k`` of examples ``x``: k = 0 is the evaluation's own (training's
+    development draw), k > 0 further draws of dose (log-uniform in the training range) and
+    rotation from their own streams."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from interface4d import augment as aug
+    from interface4d.validation import augment_for_eval
+
+    if k == 0:
+        return augment_for_eval(x, uids, augment, "val")
+    out = np.empty(x.shape, np.float32)
+    for j, u in enumerate(uids):
+        rng = np.random.default_rng([int(augment["val_seed"]), aug.VAL_STREAM, int(u), int(k)])
+        dose = aug.draw_dose(rng, augment["dose"])
+        angle = aug.draw_angle(rng, float(augment["rotation_deg"]))
+        out[j] = aug.poisson_noise(aug.rotate_patterns(x[j], angle), dose, rng)
+    return out
+
+
+def fold_errors(
+    data: Path, cfg: dict, model_path: Path | None, draws: int = 1
+) -> dict[str, float]:
     """{cell: absolute error} of the network (or, without a model, the baseline) on the held
-    cells of ``data``, with the evaluation's validation augmentation."""
+    cells of ``data``, with the evaluation's validation augmentation; ``draws`` > 1: the mean
+    absolute error over that many validation draws of each example (the first the evaluation's
+    own), which takes the shot noise of one draw out of a comparison on a few cells."""
     sys.path.insert(0, str(ROOT / "src"))
     from interface4d import baseline
+    from interface4d.datasets import H5Examples
     from interface4d.saliency import load_model
     from interface4d.train import complete_training_config
-    from interface4d.validation import network_predictor, predict_split
+    from interface4d.validation import network_predictor
 
     full = complete_training_config(cfg)
     if model_path is not None:
         fn = network_predictor(load_model(model_path))
     else:
         fn = baseline.fit(data, "regress", full).predict
-    idx, y, outs = predict_split({"m": fn}, data, full["augment"], ["val"], 64)
-    with h5py.File(data, "r") as f:
-        cells = f["cell"].asstr()[()][idx]
+    with H5Examples(data, "val") as d:
+        idx = d.indices
+        x, y = d.batch(idx)
+        uids = d.uids(idx)
+        cells = d.cells[idx]
+    e = np.mean(
+        [np.abs(np.asarray(fn(draw_inputs(x, uids, full["augment"], k))) - y) for k in range(draws)],
+        axis=0,
+    )
     err: dict[str, list[float]] = {}
-    for c, e in zip(cells, np.abs(outs["m"]["val"] - y), strict=True):
-        err.setdefault(str(c), []).append(float(e))
+    for c, v in zip(cells, e, strict=True):
+        err.setdefault(str(c), []).append(float(v))
     return {c: float(np.mean(v)) for c, v in err.items()}
 
 
 def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: int,
-                   threads: int, jobs: int, blocked: bool = False) -> dict[str, dict[str, float]]:
+                   threads: int, jobs: int, blocked: bool = False, draws: int = 1,
+                   reuse: bool = False) -> dict[str, dict[str, float]]:
     """Grouped K-fold over the *training* cells of a regression dataset: each recipe and the
     ridge baseline predict every training cell once from the other folds; {recipe: {cell:
     error}}. ``blocked``: each fold is a run of adjacent step depths (a gap in the training
@@ -217,15 +252,21 @@ def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: 
     for j, group in enumerate(groups):
         held = set(group)
         data = work / f"fold{j}.h5"
-        fold_dataset(src, data, held)
-        errors["ridge"].update(fold_errors(data, BASE | {"input": "sqrt"}, None))
+        if not (reuse and data.exists()):
+            fold_dataset(src, data, held)
+        errors["ridge"].update(fold_errors(data, BASE | {"input": "sqrt"}, None, draws))
         tasks += [(j, n, data) for n in names]
 
     def run(task):
         j, name, data = task
         out = work / f"fold{j}-{name}"
-        r = train(data, "regress", RECIPES[name], out, epochs, threads)
-        return name, fold_errors(data, r["cfg"], out / "model.keras"), r["wall_s"]
+        if reuse and (out / "model.keras").exists() and (out / "provenance.json").exists():
+            prov = json.loads((out / "provenance.json").read_text())
+            r = {"cfg": prov["training"], "wall_s": prov["wall_time_s"]}
+            print(f"  {name} fold {j}: reusing {out}", flush=True)
+        else:
+            r = train(data, "regress", RECIPES[name], out, epochs, threads)
+        return name, fold_errors(data, r["cfg"], out / "model.keras", draws), r["wall_s"]
 
     with ThreadPoolExecutor(jobs) as pool:
         for name, err, wall in pool.map(run, tasks):
@@ -288,6 +329,10 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="--folds: trainings at once")
     ap.add_argument("--blocked", action="store_true",
                     help="--folds: each fold a run of adjacent step depths, not cells by hash")
+    ap.add_argument("--draws", type=int, default=1,
+                    help="--folds: validation draws (dose, rotation) each held cell is scored on")
+    ap.add_argument("--reuse", action="store_true",
+                    help="--folds: keep the fold datasets and trained models found in --work")
     args = ap.parse_args()
     src = args.results / "datasets" / (
         "classify.h5" if args.task == "classify" else f"regress_t{args.thickness}.h5"
@@ -297,8 +342,9 @@ def main() -> int:
     if args.folds:
         names = args.recipes.split(",")
         errs = cross_validate(src, work, names, args.folds, args.epochs, args.threads, args.jobs,
-                              args.blocked)
-        (work / "cv_errors.json").write_text(json.dumps(errs, indent=1))
+                              args.blocked, args.draws, args.reuse)
+        out = "cv_errors.json" if args.draws == 1 else f"cv_errors_{args.draws}draws.json"
+        (work / out).write_text(json.dumps(errs, indent=1))
         ridge = errs["ridge"]
         cells = sorted(ridge)
         rng = np.random.default_rng(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from interface4d.warmstart import RELATIVE_ALPHA, choose_alpha, ridge_dual
+from interface4d.warmstart import ALPHAS, choose_alpha, ridge_dual, standardised
 
 
 def _problem(n=40, d=200, seed=0):
@@ -30,7 +30,7 @@ def test_the_strength_is_chosen_by_whole_groups_held_out():
     f, y = _problem(n=48)
     groups = [f"cell{i // 4}" for i in range(48)]  # 12 cells of 4 draws each
     alpha, scores = choose_alpha(f, y, groups, folds=4)
-    assert len(scores) == len(RELATIVE_ALPHA)
+    assert len(scores) == len(ALPHAS)
     best = min(scores, key=lambda s: s["mae"])
     assert alpha == best["alpha"]
     # one strength by hand: cells dealt in sorted order to 4 folds, each fold fitted on the rest
@@ -64,10 +64,13 @@ def test_warm_start_puts_the_network_at_the_ridge_fit_of_what_its_cnn_leaves():
     )
     cnn, feats = (np.asarray(a, np.float64) for a in probe(x, training=False))
     info = warm_start_skip(model, x, y, cells)
-    w, b = ridge_dual(feats, y - cnn[:, 0], info["alpha"])
-    expected = cnn[:, 0] + feats @ w + b
+    # by hand: the baseline's geometry (columns standardised), ridge of what the CNN leaves
+    fs, mean, scale = standardised(feats)
+    beta, b0 = ridge_dual(fs, y - cnn[:, 0], info["alpha"])
+    expected = cnn[:, 0] + fs @ beta + b0
     got = np.asarray(model.predict(x, verbose=0))[:, 0]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert not model.get_layer("linear_skip").trainable  # the CNN learns the residual
     assert info["cells"] == 6 and info["examples"] == 24
 
 

@@ -242,7 +242,7 @@ def _build_model_and_optimiser(run: Run, inputs: _Inputs):
         members=int(run.opt["members"]),
         skip=run.opt["skip"],
     )
-    if run.opt["skip_init"] == "ridge" and run.rank == 0:  # the other ranks take rank 0's
+    if run.opt["skip_init"] == "ridge":  # every rank: the path is frozen, never broadcast
         from interface4d.warmstart import draw_examples, warm_start_skip
 
         x, y, cells = draw_examples(run.data, run.seed, run.cfg["augment"])

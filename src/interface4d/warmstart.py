@@ -1,15 +1,19 @@
-"""A ridge warm start for the step-position networks' linear path (``skip_init: ridge``).
+"""A ridge start for the step-position networks' linear path (``skip_init: ridge``).
 
 With ``skip: linear`` a regressor is ``CNN(z) + w . (s z) + b`` (:mod:`interface4d.model`). By
-default ``w`` starts at zero and SGD has to find the linear part of the answer while the CNN
-learns the rest. With ``skip_init: ridge`` the linear path starts where a ridge regression puts
-it instead: on augmented draws of the training examples (the training's own first epochs'
-draws), ``w`` and ``b`` are fitted in closed form to what the freshly initialised CNN leaves,
-``y - CNN(z)``, on exactly the features the path sees (``s z``, read off the model's own layers),
-with the ridge strength chosen by grouped K-fold over the training cells. Training then starts
-from the ridge answer and the CNN learns its residual. The validation cells are not read.
+default ``w`` starts at zero and SGD finds the linear part of the answer while the CNN learns
+the rest. With ``skip_init: ridge`` the linear path *is* a ridge regression, fitted in closed
+form before training and then held fixed, and the CNN learns what it leaves:
 
-NumPy only, apart from the model passed in (the caller owns Keras).
+* on augmented draws of the training examples (the training's own first epochs' draws) the
+  features the path sees (``s z``, read off the model's own layers) are standardised per column,
+  as the ridge baseline standardises its inputs (:mod:`interface4d.baseline`; a per-column
+  affine map, so this is the baseline's geometry whatever the network's input scaling);
+* ridge regression of ``y - CNN(x)`` (what the freshly initialised CNN leaves) on them, its
+  strength chosen by grouped K-fold over the training cells from the baseline's grid;
+* the coefficients mapped back onto the path's own features, the path frozen.
+
+The validation cells are not read. NumPy only, apart from the model passed in.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 DRAWS = 16  # augmented draws of each training example (as the ridge baseline takes)
 MAX_EXAMPLES = 4000  # draws at most (a seeded subset of larger campaigns)
 FOLDS = 7  # grouped folds over the training cells that choose the ridge strength
-RELATIVE_ALPHA = tuple(float(a) for a in np.logspace(-8, 2, 21))  # x mean squared feature norm
+ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 13))  # on standardised columns (baseline's)
 WARM_STREAM = 7
 
 
@@ -41,30 +45,34 @@ def ridge_dual(f: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, 
 def choose_alpha(
     f: np.ndarray, y: np.ndarray, groups: Sequence[str], folds: int = FOLDS
 ) -> tuple[float, list[dict[str, float]]]:
-    """The ridge strength with the smallest mean absolute error over grouped folds (whole
-    groups, i.e. cells, held out together; dealt in sorted order); the scores of every
-    strength tried. Strengths are relative to the mean squared norm of the centred features."""
+    """The ridge strength of :data:`ALPHAS` with the smallest mean absolute error over grouped
+    folds (whole groups, i.e. cells, held out together; dealt in sorted order); the scores of
+    every strength tried."""
     groups = np.asarray(groups)
     names = sorted(set(groups.tolist()))
     k = min(int(folds), len(names))
-    scale = float(np.mean(np.sum((f - f.mean(0)) ** 2, axis=1))) or 1.0
-    alphas = [r * scale for r in RELATIVE_ALPHA]
     if k < 2:
-        return alphas[len(alphas) // 2], []
+        return ALPHAS[len(ALPHAS) // 2], []
     fold_of = {n: i % k for i, n in enumerate(names)}
     fold = np.array([fold_of[g] for g in groups.tolist()])
-    errors = np.zeros(len(alphas))
+    errors = np.zeros(len(ALPHAS))
     for j in range(k):
         fit, held = fold != j, fold == j
-        for i, alpha in enumerate(alphas):
+        for i, alpha in enumerate(ALPHAS):
             w, b = ridge_dual(f[fit], y[fit], alpha)
             errors[i] += float(np.sum(np.abs(f[held] @ w + b - y[held])))
     errors /= len(y)
-    scores = [
-        {"relative_alpha": r, "alpha": a, "mae": float(e)}
-        for r, a, e in zip(RELATIVE_ALPHA, alphas, errors, strict=True)
-    ]
-    return alphas[int(np.argmin(errors))], scores
+    scores = [{"alpha": a, "mae": float(e)} for a, e in zip(ALPHAS, errors, strict=True)]
+    return ALPHAS[int(np.argmin(errors))], scores
+
+
+def standardised(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Columns of ``f`` standardised (a column that never varies keeps unit scale): the
+    standardised features, the column means and the column scales."""
+    mean = f.mean(0)
+    scale = f.std(0)
+    scale = np.where(scale > 1e-12 * (scale.max() or 1.0), scale, 1.0)
+    return (f - mean) / scale, mean, scale
 
 
 def draw_examples(
@@ -90,22 +98,28 @@ def warm_start_skip(
     model: Any, x: np.ndarray, y: np.ndarray, cells: Sequence[str], batch: int = 64
 ) -> dict[str, Any]:
     """Set ``model``'s linear path (layer ``linear_skip``) to the ridge fit of ``y - CNN(x)`` on
-    the features it sees (layer ``skip_scale``); return what was chosen (for provenance)."""
+    the features it sees (layer ``skip_scale``), standardised per column, and freeze it; return
+    what was chosen (for provenance). Call it before the optimiser is built."""
     import keras
 
-    cnn, scale, skip = (model.get_layer(n) for n in ("cnn_out", "skip_scale", "linear_skip"))
-    probe = keras.Model(model.inputs, [cnn.output, scale.output])
+    cnn, feat, skip = (model.get_layer(n) for n in ("cnn_out", "skip_scale", "linear_skip"))
+    probe = keras.Model(model.inputs, [cnn.output, feat.output])
     outs = [probe(x[i : i + batch], training=False) for i in range(0, len(x), batch)]
     c = np.concatenate([np.asarray(o[0]) for o in outs])[:, 0].astype(np.float64)
     f = np.concatenate([np.asarray(o[1]) for o in outs]).astype(np.float64)
     target = np.asarray(y, np.float64) - c
-    alpha, scores = choose_alpha(f, target, cells)
-    w, b = ridge_dual(f, target, alpha)
+    fs, mean, scale = standardised(f)
+    alpha, scores = choose_alpha(fs, target, cells)
+    beta, b0 = ridge_dual(fs, target, alpha)
+    w = beta / scale  # back onto the path's own features
+    b = b0 - float(mean @ w)
     kernel, bias = skip.get_weights()
     skip.set_weights([w.reshape(kernel.shape).astype(kernel.dtype), np.full_like(bias, b)])
+    skip.trainable = False
     fitted = np.asarray(model.predict(x, batch_size=batch, verbose=0)).reshape(-1)
     return {
-        "method": "ridge on y - CNN(x), grouped folds over the training cells",
+        "method": "ridge on y - CNN(x), columns standardised, strength by grouped folds over "
+        "the training cells; the path then frozen",
         "examples": int(len(y)),
         "cells": int(len(set(np.asarray(cells).tolist()))),
         "alpha": float(alpha),
