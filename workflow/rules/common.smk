@@ -38,10 +38,11 @@ from interface4d.settings import (  # noqa: E402
 # The library's check first: its messages name the key path and value (and it adds the
 # physics checks the schema cannot express, and those that need the grid's cells); then
 # Snakemake's own validation of the same schema.
+# A config error ends the run with its one line (it names the key and value), no traceback.
 try:
     validate_config(config)
     check_grid(config)
-except ConfigError as exc:  # one line, no traceback: the message names the key and value
+except ConfigError as exc:
     sys.exit(f"interface4d: {exc}")
 validate(config, "../schemas/config.schema.yaml")
 
