@@ -11,7 +11,15 @@ import pandas as pd
 import pytest
 
 from interface4d import headline
-from interface4d.augment import augment_batch, draw_angle, draw_dose, rotate_patterns, val_rng
+from interface4d.augment import (
+    VAL_STREAM,
+    augment_batch,
+    draw_angle,
+    draw_dose,
+    poisson_noise,
+    rotate_patterns,
+    val_rng,
+)
 from interface4d.config import ConfigError, check_physics, load_config
 from interface4d.evaluate import (
     complete_evaluation_config,
@@ -41,6 +49,23 @@ def test_validation_inputs_equal_trainings_validation_pass():
         x, idx, split="val", seed=1234, epoch=0, dose_range=AUG["dose"], rotation_deg=2.0
     )
     np.testing.assert_array_equal(ours, training)
+
+
+def test_further_validation_draws_are_their_own_and_repeatable():
+    x, idx = _x(n=3), np.array([5, 6, 7])
+    first = augment_for_eval(x, idx, AUG, "val")
+    again = augment_for_eval(x, idx, AUG, "val:1")
+    np.testing.assert_array_equal(again, augment_for_eval(x, idx, AUG, "val:1"))
+    assert not np.array_equal(first, again)
+    assert not np.array_equal(again, augment_for_eval(x, idx, AUG, "val:2"))
+    # each draw is a dose log-uniform in the training range and a rotation, as the first
+    clean = augment_for_eval(x, idx, AUG, NOISELESS)
+    for j, i in enumerate(idx):
+        rng = np.random.default_rng([1234, VAL_STREAM, int(i), 1])
+        dose = draw_dose(rng, AUG["dose"])
+        rotated = rotate_patterns(x[j], draw_angle(rng, 2.0))
+        np.testing.assert_array_equal(again[j], poisson_noise(rotated, dose, rng))
+        assert 1e4 <= dose <= 1e6 and not np.array_equal(rotated, clean[j])
 
 
 def test_fixed_dose_keeps_the_rotation_draw_and_noiseless_has_no_noise():
@@ -78,6 +103,7 @@ def test_evaluation_block_defaults_and_unknown_keys():
     cfg = complete_evaluation_config({"doses": [1e5, 1e3]})
     assert cfg["doses"] == [1e3, 1e5] and cfg["reference_thickness"] is None
     assert cfg["examples_per_class"] == 1 and cfg["batch_size"] == 64  # the schema's defaults
+    assert cfg["val_draws"] == 8
     with pytest.raises(ConfigError, match=r"^config: unknown key 'evaluation\.dose' \("):
         complete_evaluation_config({"dose": [1]})
     with pytest.raises(ConfigError, match=r"^config key 'evaluation\.doses\.0' = 0: must be > 0$"):
@@ -234,16 +260,25 @@ def test_regression_evaluation_and_transferability(tmp_path):
         mans,
         hists,
         {"augment": AUG},
-        {"doses": [1e4]},
+        {"doses": [1e4], "val_draws": 3},
         tmp_path / "metrics",
         tmp_path / "figures",
     )
     m = res.metrics
     assert m["reference_thickness"] == 200.0
     for j, t in enumerate(ts):
-        _, y, pred = _by_hand(models[j], datas[j])
+        # each example's error is its mean over 3 validation draws: "val" (training's
+        # development draw), "val:1", "val:2"
+        errs = []
+        for key in ("val", "val:1", "val:2"):
+            _, y, pred = _by_hand(models[j], datas[j], key)
+            errs.append(np.abs(pred[:, 0] - y))
         own = next(r for r in m["per_thickness"] if r["thickness"] == t)
-        assert own["mae"] == pytest.approx(np.abs(pred[:, 0] - y).mean(), rel=1e-5)
+        assert own["val_draws"] == 3
+        assert own["mae"] == pytest.approx(np.mean(errs), rel=1e-5)
+        assert own["mae"] != pytest.approx(errs[0].mean(), rel=1e-5)  # not the one draw's
+        rows = res.predictions.query("model_thickness == @t and data_thickness == @t")
+        np.testing.assert_allclose(rows["abs_error"], np.mean(errs, axis=0), rtol=1e-5)
     # the 200 A model on the 100 A data
     _, y, pred = _by_hand(models[1], datas[0])
     curve = {r["data_thickness"]: r["mae"] for r in m["transfer"]["curve"]}

@@ -60,8 +60,13 @@ def regression_rows(
     model_t: float, data_t: float, idx, y, pred, man: pd.DataFrame, baseline=None
 ) -> pd.DataFrame:
     """One row per validation example of the ``data_t`` dataset predicted by the ``model_t``
-    model: cell, true and predicted step fraction, absolute error (and the baseline's)."""
+    model: cell, true and predicted step fraction, absolute error (and the baseline's).
+
+    ``pred`` (and ``baseline``) of shape (K, B) are K validation draws of each example: the
+    ``predicted`` columns are the first draw's (training's development draw) and the absolute
+    errors the mean over the K draws, as the scores take them; ``val_draws`` says K."""
     true = y.astype(np.float64)
+    draws = np.atleast_2d(np.asarray(pred, np.float64))
     out = pd.DataFrame(
         {
             "model_thickness": model_t,
@@ -69,13 +74,15 @@ def regression_rows(
             "index": idx,
             "cell": man["cell"].to_numpy(),
             "true": true,
-            "predicted": pred.astype(np.float64),
-            "abs_error": np.abs(pred.astype(np.float64) - true),
+            "predicted": draws[0],
+            "abs_error": np.abs(draws - true).mean(axis=0),
+            "val_draws": draws.shape[0],
         }
     )
     if baseline is not None:
-        out["predicted_baseline"] = baseline.astype(np.float64)
-        out["abs_error_baseline"] = np.abs(baseline.astype(np.float64) - true)
+        base = np.atleast_2d(np.asarray(baseline, np.float64))
+        out["predicted_baseline"] = base[0]
+        out["abs_error_baseline"] = np.abs(base - true).mean(axis=0)
     return out
 
 

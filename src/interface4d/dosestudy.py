@@ -18,7 +18,7 @@ from interface4d import metrics
 from interface4d.datasets import CLASSES
 from interface4d.evalreport import fmt
 from interface4d.scores import binary_safe_auc
-from interface4d.validation import NOISELESS
+from interface4d.validation import NOISELESS, VAL, val_draw_keys
 
 DOSE_PROTOCOL = (
     "same validation examples and rotation draws; Poisson noise at the "
@@ -26,10 +26,16 @@ DOSE_PROTOCOL = (
 )
 
 
-def evaluation_doses(doses: Iterable[float]) -> list[Any]:
-    """The inputs each validation example is predicted at: training's validation draw
-    (``"val"``), then each study dose, then ``noiseless``."""
-    return ["val", *doses, NOISELESS]
+def evaluation_doses(doses: Iterable[float], draws: int = 1) -> list[Any]:
+    """The inputs each validation example is predicted at: ``draws`` validation draws
+    (``"val"``, training's development draw, then ``"val:1"``, ...), each study dose, then
+    ``noiseless``."""
+    return [*val_draw_keys(draws), *doses, NOISELESS]
+
+
+def study_doses(doses: Sequence[Any]) -> list[Any]:
+    """The study's doses (and ``noiseless``) of an :func:`evaluation_doses` list."""
+    return [d for d in doses if not (isinstance(d, str) and d.startswith(VAL))]
 
 
 def dose_key(d: float | str | None) -> str:
@@ -43,10 +49,10 @@ def _dose_value(d: float | str) -> float:
 def classifier_dose_rows(
     y: np.ndarray, outs: Mapping[str, Mapping[Any, np.ndarray]], doses: Sequence[Any]
 ) -> list[dict[str, Any]]:
-    """One row per study dose (``doses`` less the leading ``"val"``) and predictor of ``outs``
+    """One row per study dose (:func:`study_doses` of ``doses``) and predictor of ``outs``
     ({name: {dose: class probabilities}}): accuracy, balanced accuracy, AUC on targets ``y``."""
     rows = []
-    for d in doses[1:]:
+    for d in study_doses(doses):
         for name in outs:
             p = outs[name][d]
             rows.append(
@@ -68,7 +74,7 @@ def regression_dose_rows(
 ) -> list[dict[str, Any]]:
     """One row per study dose and predictor: the thickness ``t`` model's MAE on targets ``y``."""
     rows = []
-    for d in doses[1:]:
+    for d in study_doses(doses):
         for name in outs:
             rows.append(
                 {

@@ -169,7 +169,8 @@ def _regression_rows(reg: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "n": r["n_val_cells"],
                 "unit": "cells",
                 "baseline": r.get("baseline_mae"),
-                "detail": "95 % bootstrap interval over held-out cells",
+                "detail": "95 % bootstrap interval over held-out cells; each cell's error "
+                f"the mean over {int(r.get('val_draws', 1))} validation draws of dose and rotation",
             }
         )
     for r in reg["transfer"]["curve"]:
@@ -213,6 +214,7 @@ def _regression_headline(reg: Mapping[str, Any]) -> dict[str, Any]:
     per = reg["per_thickness"]
     return {
         "reference_thickness": reg["reference_thickness"],
+        "val_draws": max((int(r.get("val_draws", 1)) for r in per), default=1),
         "mae_by_thickness": {fmt(r["thickness"]): r["mae"] for r in per},
         "mae_ci95_by_thickness": {fmt(r["thickness"]): r.get("mae_ci95") for r in per},
         "n_val_by_thickness": {fmt(r["thickness"]): r["n_val"] for r in per},

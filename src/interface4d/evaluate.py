@@ -77,6 +77,7 @@ from interface4d.validation import (
     network_predictor,
     predict_split,
     read_manifest,
+    val_draw_keys,
     validation_examples,
 )
 
@@ -320,7 +321,7 @@ def _evaluate_thickness(
     from interface4d import baseline
 
     aug = training["augment"]
-    doses = evaluation_doses(cfg["doses"])
+    doses = evaluation_doses(cfg["doses"], int(cfg["val_draws"]))
     base = baseline.fit(data_path, "regress", training)
     predictors = {
         "network": network_predictor(model, cfg["batch_size"]),
@@ -328,7 +329,8 @@ def _evaluate_thickness(
     }
     idx, y, outs = predict_split(predictors, data_path, aug, doses, cfg["batch_size"])
     man = read_manifest(man_path).loc[idx]
-    val = {name: outs[name]["val"] for name in predictors}
+    keys = val_draw_keys(int(cfg["val_draws"]))
+    val = {name: np.stack([outs[name][k] for k in keys]) for name in predictors}
     rows = regression_rows(t, t, idx, y, val["network"], man, val["baseline"])
     cells = man["cell"].to_numpy()
     entry = thickness_scores(t, y, val, cells, int(aug["val_seed"]), base.info)

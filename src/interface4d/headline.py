@@ -79,9 +79,15 @@ def lines(headline: Mapping[str, Any] | None) -> list[str]:
             f"(ridge baseline {num(base.get(t))})"
             for t, m in r.get("mae_by_thickness", {}).items()
         )
+        draws = int(r.get("val_draws", 1))
+        each = (
+            f"each held-out cell's error the mean over {draws} draws of dose and rotation, "
+            if draws > 1
+            else ""
+        )
         out.append(
-            "Step-position mean absolute error (fraction of the thickness, 95 % bootstrap "
-            f"intervals over held-out cells): {per}."
+            f"Step-position mean absolute error (fraction of the thickness, {each}95 % "
+            f"bootstrap intervals over held-out cells): {per}."
         )
         ref = r.get("reference_thickness")
         tr = ", ".join(

@@ -103,26 +103,32 @@ def thickness_scores(
     """One thickness's step-position model and its ridge baseline on its validation examples
     (targets ``y``, outputs ``val["network"]`` and ``val["baseline"]``, cells ``cells``): MAE
     with a 95 % bootstrap interval over cells (seed ``seed``), RMSE, and the network's error
-    minus the baseline's, paired over the same examples."""
+    minus the baseline's, paired over the same examples.
+
+    Outputs of shape (K, B) are K validation draws of each of the B examples: an example's
+    error is then its mean absolute error over the draws (and RMSE the root of its mean square
+    error), so that one draw's shot noise does not decide the comparison."""
+    y = y.astype(np.float64)
+    draws = {name: np.atleast_2d(np.asarray(v, np.float64)) for name, v in val.items()}
     entry: dict[str, Any] = {
         "thickness": t,
         "n_val": len(y),
         "n_val_cells": int(len(set(cells))),
+        "val_draws": int(draws["network"].shape[0]),
     }
+    err = {name: np.abs(d - y).mean(axis=0) for name, d in draws.items()}
     for name, prefix in (("network", ""), ("baseline", "baseline_")):
-        err = np.abs(val[name].astype(np.float64) - y.astype(np.float64))
-        entry[f"{prefix}mae"] = float(err.mean()) if len(y) else float("nan")
+        e = err[name]
+        entry[f"{prefix}mae"] = float(e.mean()) if len(y) else float("nan")
         entry[f"{prefix}mae_ci95"] = (
-            list(metrics.bootstrap_interval(err, cells, seed=seed)) if len(y) else None
+            list(metrics.bootstrap_interval(e, cells, seed=seed)) if len(y) else None
         )
-        entry[f"{prefix}rmse"] = float(np.sqrt(np.mean(err**2))) if len(y) else None
+        entry[f"{prefix}rmse"] = float(np.sqrt(np.mean((draws[name] - y) ** 2))) if len(y) else None
     entry["network_at_or_below_baseline"] = (
         bool(entry["mae"] <= entry["baseline_mae"] + 1e-12) if len(y) else None
     )
     # paired over the same examples: how much the network's error differs from ridge's
-    diff = np.abs(val["network"].astype(np.float64) - y) - np.abs(
-        val["baseline"].astype(np.float64) - y
-    )
+    diff = err["network"] - err["baseline"]
     entry["mae_minus_baseline"] = float(diff.mean()) if len(y) else None
     entry["mae_minus_baseline_ci95"] = (
         list(metrics.bootstrap_interval(diff, cells, seed=seed)) if len(y) else None

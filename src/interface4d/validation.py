@@ -19,10 +19,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from interface4d.augment import draw_angle, draw_dose, poisson_noise, rotate_patterns, val_rng
+from interface4d.augment import (
+    VAL_STREAM,
+    draw_angle,
+    draw_dose,
+    poisson_noise,
+    rotate_patterns,
+    val_rng,
+)
 from interface4d.datasets import H5Examples
 
 NOISELESS = "noiseless"
+VAL = "val"  # training's development draw; "val:k" (k >= 1) further draws from their own stream
+
+
+def val_draw_keys(draws: int) -> list[str]:
+    """The keys of ``draws`` validation draws: ``"val"``, ``"val:1"``, ..."""
+    return [VAL, *(f"{VAL}:{k}" for k in range(1, int(draws)))]
+
+
+def _draw_number(dose: Any) -> int | None:
+    """k of a validation draw key (0 for ``"val"``), None for a study dose or noiseless."""
+    if dose == VAL:
+        return 0
+    if isinstance(dose, str) and dose.startswith(f"{VAL}:"):
+        return int(dose.split(":", 1)[1])
+    return None
+
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -36,16 +59,21 @@ def augment_for_eval(
     """Validation inputs (B, nx, k, k) for dataset rows ``indices``.
 
     ``dose="val"``: exactly training's validation augmentation (dose and angle drawn from
-    ``val_rng(val_seed, index)``); a number: the same rotation draw, shot noise at that dose;
-    ``None`` or ``"noiseless"``: the same rotation, no noise.
+    ``val_rng(val_seed, index)``); ``"val:k"``: the k-th further draw of both, from
+    ``default_rng([val_seed, VAL_STREAM, index, k])``; a number: the ``"val"`` rotation draw,
+    shot noise at that dose; ``None`` or ``"noiseless"``: the same rotation, no noise.
     """
     out = np.empty(x.shape, dtype=np.float32)
+    k = _draw_number(dose)
     for j, idx in enumerate(indices):
-        rng = val_rng(int(augment_cfg["val_seed"]), int(idx))
+        if k:
+            rng = np.random.default_rng([int(augment_cfg["val_seed"]), VAL_STREAM, int(idx), k])
+        else:
+            rng = val_rng(int(augment_cfg["val_seed"]), int(idx))
         drawn = draw_dose(rng, augment_cfg["dose"])
         angle = draw_angle(rng, float(augment_cfg["rotation_deg"]))
         rotated = rotate_patterns(x[j], angle)
-        if dose == "val":
+        if k is not None:
             out[j] = poisson_noise(rotated, drawn, rng)
         elif dose is None or dose == NOISELESS:
             out[j] = rotated
