@@ -180,6 +180,10 @@ def test_export_opens_in_py4dstem_and_abtem(simulated, tmp_path):
     from interface4d.provenance import file_sha256
 
     assert mine["attrs"]["exported_from_sha256"] == file_sha256(simulated)
+    array, attrs = simulate.read_cell(emd)  # a simulation file of its own, structure included
+    np.testing.assert_array_equal(array, sim["cbed"])
+    with h5py.File(emd) as out, h5py.File(simulated) as src:
+        np.testing.assert_array_equal(out["structure/positions"][()], src["structure/positions"])
     (seen,) = read_in_py4dstem(emd, pixels=_pixels(sim["cbed"].shape))
     assert_same_datacube(seen, mine)
 
@@ -216,6 +220,10 @@ def test_export_refuses_a_bad_cell_in_one_line_naming_cell_and_file(tmp_path):
         assert "\n" not in text
     with pytest.raises(export.ExportError, match="x.bin"):
         export.export_emd(sims / "step-d2.h5", tmp_path / "x.bin")
+    with h5py.File(sims / "step-d1.h5", "w") as fh:
+        fh.attrs["complete"] = True
+    with pytest.raises(export.ExportError, match="is its simulation file"):
+        export.export_cell("t40/step-d1", "emd", output=sims / "step-d1.h5", results=tmp_path)
     # through the command line: exit 2 and the one line, no traceback
     proc = _export(tmp_path, "t40/step-d9", "--format", "zarr")
     assert proc.returncode == 2

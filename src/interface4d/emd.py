@@ -50,7 +50,14 @@ import numpy as np
 ROOT = "EMD"  # upper case: sorts before `cbed` (see the module doc)
 NODE = "datacube"
 INTENSITY_UNITS = "fraction of the incident probe intensity"
-EMD_HEADER = ("emd_group_type", "version_major", "version_minor", "UUID", "authoring_program")
+EMD_HEADER = (
+    "emd_group_type",
+    "version_major",
+    "version_minor",
+    "UUID",
+    "authoring_program",
+    "authoring_user",
+)
 
 
 def _json(value: Any) -> Any:

@@ -3,12 +3,13 @@
 * ``emd`` (:func:`export_emd`): a copy of the cell's simulation file (``cbed``, ``scan``,
   ``structure`` and every attribute, so :func:`interface4d.simulate.read_cell` reads it too)
   made an EMD 1.0 file by :func:`interface4d.emd.add_datacube`: ``py4DSTEM.read(path)`` opens
-  it as a DataCube with its calibrations. Simulation files are EMD 1.0 files themselves; the
-  export also serves files written before they were, and carries where it came from.
+  it as a DataCube with its calibrations, rosettasciio's EMD reader (HyperSpy's) as a 4D
+  array with its axes. Simulation files are EMD 1.0 files themselves; the export also serves
+  files written before they were, and records where it came from.
 * ``zarr`` (:func:`export_zarr`): abTEM's own writer (``DiffractionPatterns.to_zarr``, a
   directory store) on the array rebuilt as the ``DiffractionPatterns`` abTEM's scan returned
   (scan axes in A with their origins, 1/A detector sampling, fftshifted, the beam energy):
-  ``abtem.from_zarr(path)`` reads it back, ``.to_hyperspy()`` hands it to HyperSpy.
+  ``abtem.from_zarr(path)`` reads it back (abTEM's ``to_hyperspy`` converts it further).
 
 Both outputs carry provenance (source file and its sha256, the cell's settings, versions,
 time) and are written atomically. A cell id that is malformed or has no complete simulation
@@ -74,7 +75,7 @@ def export_emd(source: str | Path, output: str | Path) -> Path:
     file (see the module doc). ``output`` ends in one of :data:`EMD_SUFFIXES`."""
     import h5py
 
-    from interface4d.emd import EMD_HEADER, ROOT, add_datacube
+    from interface4d.emd import EMD_HEADER, add_datacube
     from interface4d.h5io import atomic_h5, set_attrs
 
     source, output = Path(source), Path(output)
@@ -83,11 +84,11 @@ def export_emd(source: str | Path, output: str | Path) -> Path:
             f"output {output}: py4DSTEM reads EMD files ending {', '.join(EMD_SUFFIXES)}"
         )
     with h5py.File(source, "r") as src, atomic_h5(output) as dst:
-        for name in src:
-            if name != ROOT:  # the EMD tree is remade over the copied cbed
-                src.copy(src[name], dst, name)
+        for name, item in src.items():
+            if item.attrs.get("emd_group_type") != "root":  # remade over the copied cbed
+                src.copy(item, dst, name)
         for key, value in src.attrs.items():
-            if key not in (*EMD_HEADER, "authoring_user", "complete"):
+            if key not in (*EMD_HEADER, "complete"):
                 dst.attrs[key] = value
         set_attrs(dst, _provenance(source, "emdfile", "h5py", "numpy"))
         add_datacube(dst)
@@ -172,4 +173,6 @@ def export_cell(
         raise ExportError(f"format {fmt!r}: one of {', '.join(FORMATS)}")
     source = sim_path(results, cell)
     output = Path(output) if output else default_output(results, cell, fmt)
+    if output.resolve() == source.resolve():
+        raise ExportError(f"cell {cell}: the output {output} is its simulation file")
     return (export_emd if fmt == "emd" else export_zarr)(source, output)
