@@ -278,7 +278,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     ex = sub.add_parser(
         "export",
-        help="one simulated cell as EMD 1.0 (py4DSTEM) or a zarr store (abTEM, HyperSpy)",
+        help="one simulated cell as EMD 1.0 (py4DSTEM, rosettasciio) or an abTEM zarr store",
     )
     ex.add_argument("cell", help="cell id, e.g. t100/step-d5 (the file <results>/sims/<cell>.h5)")
     ex.add_argument("--format", required=True, choices=["emd", "zarr"])
