@@ -28,7 +28,8 @@ frequency is pixel ``n // 2`` of each detector axis (``dim2``/``dim3`` start at
 
 py4DSTEM has one real-space pixel size, but our scan steps differ along x (across the
 interface) and y (along it): ``R_pixel_size`` is the x step; the y step is in ``dim1`` and
-``metadatabundle/interface4d``.
+``metadatabundle/interface4d``. Its one detector pixel size is the kx sampling (abTEM's square
+or uniformly resampled detectors make ky's the same; both are in ``dim2``/``dim3``).
 
 Written through emdfile (pinned 0.0.16): the root, the array group's tags and the metadata
 groups (emdfile's typed serialisation, which py4DSTEM reads back) come from emdfile's own
