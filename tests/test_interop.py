@@ -14,12 +14,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import yaml
 
 from interface4d import emd, export, simulate
-from interface4d.settings import cell_settings
 from support import py4dstem
-from support.workflow import ROOT, env
+from support.workflow import env
 
 CELL = "t40/step-d3"
 
@@ -120,30 +118,30 @@ def assert_same_datacube(seen: dict, mine: dict) -> None:
         assert got[2:4] == pytest.approx(want[2:4], rel=1e-12, abs=1e-12)
 
 
-@pytest.fixture(scope="module")
-def simulated(tmp_path_factory) -> Path:
-    """The tiny campaign's cell t40/step-d3, simulated for real as its `simulate` rule does,
-    at the path the campaign gives it (``<results>/sims/<cell>.h5``)."""
-    from interface4d.config import validate_config
-
-    with open(ROOT / "tests" / "configs" / "tiny.yaml") as fh:
-        config = validate_config(yaml.safe_load(fh))
-    results = tmp_path_factory.mktemp("results")
-    return simulate.simulate_cell(cell_settings(config, CELL), results / "sims" / f"{CELL}.h5")
+@pytest.fixture
+def campaign_results(tiny_campaign, tmp_path) -> Path:
+    """A results folder whose ``sims/`` are the tiny campaign's (run once a session with real
+    Snakemake, conftest.py); what a test writes lands here, not in the shared campaign."""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "sims").symlink_to(tiny_campaign / "results" / "sims")
+    return results
 
 
 @pytest.mark.slow
-def test_simulation_file_opens_in_py4dstem_as_our_datacube(simulated):
-    mine = ours(simulated)
-    assert mine["linked"]  # the DataCube's data is our cbed dataset, not a copy
-    assert mine["scan_step"][0] != mine["scan_step"][1]  # the tiny scan is not square
-    (seen,) = read_in_py4dstem(simulated, pixels=_pixels(mine["cbed"].shape))
-    assert seen["py4dstem"] == "0.14.18" and seen["numpy"].startswith("1.")
-    assert_same_datacube(seen, mine)
-    # our own readers see the file as before
-    array, attrs = simulate.read_cell(simulated)
-    np.testing.assert_array_equal(array, mine["cbed"])
-    assert attrs["settings"]["cell"] == CELL
+def test_campaign_simulation_files_open_in_py4dstem_as_our_datacubes(campaign_results):
+    paths = sorted((campaign_results / "sims").rglob("*.h5"))
+    assert len(paths) == 8
+    mine = [ours(p) for p in paths]
+    assert mine[0]["scan_step"][0] != mine[0]["scan_step"][1]  # the tiny scan is not square
+    seen = read_in_py4dstem(*paths, pixels=_pixels(mine[0]["cbed"].shape))
+    assert seen[0]["py4dstem"] == "0.14.18" and seen[0]["numpy"].startswith("1.")
+    for path, theirs, m in zip(paths, seen, mine, strict=True):
+        assert m["linked"], path  # the DataCube's data is our cbed dataset, not a copy
+        assert_same_datacube(theirs, m)
+        array, attrs = simulate.read_cell(path)  # our own reader sees the file as before
+        np.testing.assert_array_equal(array, m["cbed"])
+        assert f"sims/{attrs['settings']['cell']}.h5" in str(path)
 
 
 def _export(results: Path, *args: str) -> subprocess.CompletedProcess:
@@ -157,10 +155,11 @@ def _export(results: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_export_opens_in_py4dstem_and_abtem(simulated, tmp_path):
+def test_export_opens_in_py4dstem_and_abtem(campaign_results, tmp_path):
     import abtem
 
-    results = simulated.parents[2]
+    results = campaign_results
+    simulated = results / "sims" / f"{CELL}.h5"
     sim = ours(simulated)
     proc = _export(results, CELL, "--format", "emd")
     assert proc.returncode == 0, proc.stderr
