@@ -133,6 +133,8 @@ def test_classify_set_holds_every_line_of_every_cell(reduced, tmp_path):
         assert json.loads(attrs["classes"]) == {"step": 0, "diffusion": 1}
         assert attrs["n_train"] + attrs["n_val"] == 16 == attrs["n_examples"]
         assert json.loads(attrs["versions"])["h5py"] == h5py.__version__
+        for name in fh:  # the file documents the layout of what it holds
+            assert f"`{name}" in attrs["layout"], name
         src_cells = list(fh["sources/cell"].asstr()[()])
         assert src_cells == sorted(reduced)
         for cell, path, digest in zip(

@@ -74,7 +74,7 @@ def test_snakefile_imports_no_heavy_library():
     code = (
         "import sys; sys.path.insert(0, 'src');"
         "import interface4d.physics, interface4d.config, interface4d.grid, interface4d.settings;"
-        "bad = [m for m in ('abtem', 'tensorflow', 'ase', 'h5py') if m in sys.modules];"
+        "bad = [m for m in ('abtem', 'tensorflow', 'ase', 'h5py', 'emdfile') if m in sys.modules];"
         "print(bad); assert not bad"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -165,6 +165,8 @@ def test_reduced_file_carries_its_provenance(coded_sim, tmp_path):
         assert json.loads(fh.attrs["cells"]) == ["t40/step-d3"] and "t40/step-d3/lines" in fh
         assert json.loads(fh.attrs["reduction"]) == REDUCTION
         versions = json.loads(fh.attrs["versions"])
+        for name in fh["t40/step-d3"]:  # the file documents the layout of what it holds
+            assert f"`{name}`" in fh.attrs["layout"], name
     assert cell.settings == settings and cell.cell == "t40/step-d3" and cell.kind == "step"
     assert cell.reduction == REDUCTION  # only the keys that decide the file
     assert cell.angular_sampling == pytest.approx((2 * MRAD, 2 * MRAD), rel=1e-12)

@@ -146,6 +146,18 @@ def cmd_model_card(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from interface4d.export import ExportError, export_cell
+
+    try:
+        out = export_cell(args.cell, args.format, args.output, results=args.results)
+    except (ExportError, OSError) as exc:
+        print(f"interface4d export: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.cell} -> {out} ({args.format})")
+    return 0
+
+
 # Commands whose modules import TensorFlow or pandas: each brings its own parser, loaded only
 # when that command runs (a simulate job does not pay for their imports).
 LAZY = {
@@ -263,6 +275,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     pm.add_argument("-o", "--output", required=True)
     pm.add_argument("--patterns", type=int, default=8)
     pm.set_defaults(func=cmd_plot_scan)
+
+    ex = sub.add_parser(
+        "export",
+        help="one simulated cell as EMD 1.0 (py4DSTEM, rosettasciio) or an abTEM zarr store",
+    )
+    ex.add_argument("cell", help="cell id, e.g. t100/step-d5 (the file <results>/sims/<cell>.h5)")
+    ex.add_argument("--format", required=True, choices=["emd", "zarr"])
+    ex.add_argument("-o", "--output", help="default: <results>/export/<cell>.emd|.zarr")
+    ex.add_argument("--results", default="results", help="the campaign's results folder")
+    ex.set_defaults(func=cmd_export)
     return p
 
 

@@ -46,6 +46,15 @@ from interface4d.h5io import atomic_h5, atomic_path, require_complete, set_attrs
 from interface4d.reduce import ReducedCell, read_reduced, read_reduced_all, reduce_params
 
 FORMAT = "interface4d-examples/1"
+# The file's own description of its layout (its `layout` attribute).
+LAYOUT = (
+    "`x` float32 (example, scan x, kx, ky), one example per chunk; `y` (example,): int8 class "
+    "(0 step, 1 diffusion) or float32 step fraction; `split` uint8 (0 train, 1 val); `cell` "
+    "and `line` (-1: a unit-cell average) of each example; `sources/{cell,path,data_sha256,"
+    "source_cbed_sha256}`, one row per reduced cell. Attributes: task, split rule and seeds, "
+    "counts, example_axes, angular_sampling_mrad, scan_x_relative_A, center_px, versions. "
+    "The CSV manifest beside it has one row per example. Written by interface4d.datasets."
+)
 CLASSES = {"step": 0, "diffusion": 1}
 SPLITS = {"train": 0, "val": 1}
 MANIFEST_COLUMNS = (
@@ -280,6 +289,7 @@ def _write_examples(
             fh,
             {
                 "format": FORMAT,
+                "layout": LAYOUT,
                 "task": task,
                 **attrs,
                 "n_examples": n,

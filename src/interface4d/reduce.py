@@ -44,6 +44,15 @@ from interface4d.provenance import file_sha256
 from interface4d.settings import REDUCE_KEYS
 
 FORMAT = "interface4d-reduced/2"  # /2: one group per cell, several cells a file
+# The file's own description of its layout (its `layout` attribute).
+LAYOUT = (
+    "One group per cell, named by its id (t100/step-d13): `lines` float32 (scan y, scan x, kx, "
+    "ky), the patterns across the interface of each scan column (a classification example "
+    "each); `average` float32 (scan x, kx, ky), their mean over y (the regression example); "
+    "attributes: the cell's settings, the reduction, samplings (mrad per binned pixel), "
+    "center_px, kept scan positions (A), source file and sha256 hashes. Root attributes: "
+    "format, cells (in order), reduction, versions. Written by interface4d.reduce."
+)
 _TOL = 1e-9  # Angstrom / relative tolerance for positions and pixel counts
 _log = logging.getLogger(__name__)
 
@@ -263,6 +272,7 @@ def reduce_cells(
             out,
             {
                 "format": FORMAT,
+                "layout": LAYOUT,
                 "cells": done,
                 "reduction": params,
                 "versions": versions("numpy", "h5py"),

@@ -31,7 +31,7 @@ REDUCE_KEYS = ("crop_mrad", "bin", "window_x")
 
 # Library modules whose source decides what a simulated cell contains. Their hash is part of
 # every cell's settings, so a real edit reruns the cells and a fresh clone (new mtimes) does not.
-PHYSICS_MODULES = ("structures.py", "simulate.py", "h5io.py")
+PHYSICS_MODULES = ("structures.py", "simulate.py", "h5io.py", "emd.py")
 REDUCE_MODULES = ("reduce.py", "h5io.py", "provenance.py")
 GATHER_MODULES = ("datasets.py", "reduce.py", "h5io.py", "provenance.py")
 TRAIN_MODULES = (

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from interface4d import versions
+from interface4d.emd import add_datacube
 from interface4d.h5io import FORMAT, atomic_h5, flatten, set_attrs, write_cbed
 from interface4d.structures import build_from_settings, interface_x
 
@@ -244,6 +245,7 @@ def simulate_cell(
         }
         attrs.update({f"param.{k}": v for k, v in flatten(settings).items()})
         set_attrs(fh, attrs)
+        add_datacube(fh)  # also EMD 1.0: py4DSTEM reads cbed as a DataCube (emd.py)
         fh.attrs["write_s"] = time.perf_counter() - t_write
         fh.attrs["wall_s"] = time.perf_counter() - t_start
     log.info(
