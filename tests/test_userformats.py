@@ -24,12 +24,13 @@ from support import py4dstem
 
 from .predict_campaign import A, predict_cli, synthetic_card
 
-# py4DSTEM's own writer: argv = npy, out.h5, R size (A), Q size, Q units, origin qx0, qy0 ("" none)
+# py4DSTEM's own writer: argv = npy, out.h5, R size (A), Q size, Q units, origin qx0, qy0, and
+# a y step (A) for the Ry dim vector alone ("": not set)
 WRITE_DATACUBE = """
 import sys
 import numpy as np
 import py4DSTEM
-src, out, r, q, q_units, qx0, qy0 = sys.argv[1:8]
+src, out, r, q, q_units, qx0, qy0, ry = sys.argv[1:9]
 dc = py4DSTEM.DataCube(data=np.load(src))
 if r:
     dc.calibration.set_R_pixel_size(float(r))
@@ -40,19 +41,20 @@ if q:
 if qx0:
     shape = dc.data.shape[:2]
     dc.calibration.set_origin((np.full(shape, float(qx0)), np.full(shape, float(qy0))))
+if ry:
+    dc.set_dim(1, [0, float(ry)], units="A", name="Ry")
 py4DSTEM.save(out, dc, mode="o")
 back = py4DSTEM.read(out)
 print(type(back).__name__, back.calibration.get_R_pixel_size(), back.calibration.get_Q_pixel_size())
 """
 
 
-def write_datacube(data, path: Path, r="", q="", q_units="", origin=("", "")) -> str:
+def write_datacube(data, path: Path, r="", q="", q_units="", origin=("", ""), ry="") -> str:
     """``data`` (Rx, Ry, Qx, Qy) written by py4DSTEM.save; returns what py4DSTEM.read says."""
     src = path.with_suffix(".src.npy")
     np.save(src, data)
-    proc = py4dstem.run(
-        WRITE_DATACUBE, str(src), str(path), str(r), str(q), q_units, *map(str, origin)
-    )
+    args = (str(r), str(q), q_units, *map(str, origin), str(ry))
+    proc = py4dstem.run(WRITE_DATACUBE, str(src), str(path), *args)
     src.unlink()
     return proc.stdout.strip()
 
@@ -111,8 +113,9 @@ def test_axis_units_convert_to_angstrom_inverse_angstrom_and_mrad():
 
 @pytest.fixture(scope="module")
 def datacubes(tmp_path_factory):
-    """Two small DataCubes written by py4DSTEM.save: calibrated (R 0.25 A, Q 0.0107 A^-1,
-    origin 8.5, 7.0) and as py4DSTEM leaves them (pixels)."""
+    """Small DataCubes written by py4DSTEM.save: calibrated (R 0.25 A, Q 0.0107 A^-1, origin
+    8.5, 7.0), as py4DSTEM leaves them (pixels), and with a y step of A/4 in the Ry dims alone
+    (py4DSTEM's Calibration has one R pixel size; our own simulation files say so)."""
     root = tmp_path_factory.mktemp("datacubes")
     data = np.random.default_rng(0).random((6, 4, 16, 16)).astype(np.float32)
     calibrated = root / "calibrated.h5"
@@ -120,7 +123,9 @@ def datacubes(tmp_path_factory):
     assert said == "DataCube 0.25 0.0107"  # py4DSTEM reads its own file back
     plain = root / "plain.h5"
     write_datacube(data, plain)
-    return {"data": data, "calibrated": calibrated, "plain": plain}
+    steps = root / "steps.h5"
+    write_datacube(data, steps, 0.25, 0.84, "mrad", ry=A / 4)
+    return {"data": data, "calibrated": calibrated, "plain": plain, "steps": steps}
 
 
 def test_py4dstem_datacube_calibrations_are_read(datacubes):
@@ -150,6 +155,19 @@ def test_py4dstem_datacube_calibrations_are_read(datacubes):
     assert agreed.scan_step_x_A == 0.25
     assert agreed.sources["scan_step_x_A"]["from"] == "file (the command line agrees)"
     assert agreed.sampling_given == {"inv_angstrom_per_px": [0.0107, 0.0107]}
+
+
+def test_a_y_step_that_only_the_dims_hold_is_used_and_noted(datacubes):
+    with open_data(datacubes["steps"]) as data:
+        c = resolve_calibration(given(), data, AXES)
+        (note,) = data.notes
+    assert c.scan_step_x_A == 0.25 and c.scan_step_y_A == pytest.approx(A / 4, rel=1e-12)
+    assert c.sampling_mrad == (0.84, 0.84)
+    assert re.fullmatch(
+        r"/datacube_root/datacube/dim1 steps 0.97625 A per pixel, \S+/R_pixel_size 0.25: "
+        r"used /datacube_root/datacube/dim1",
+        note,
+    ), note
 
 
 @pytest.mark.parametrize(

@@ -316,7 +316,7 @@ def predict(
             "layout": list(axes),
             **data.describe(),
         }
-        file_warnings, fmt = data.warnings, data.format
+        file_notes, file_warnings, fmt = data.notes, data.warnings, data.format
     net = prepare_input(block, p.x_first, card, calib, p.center_px)
     del block
     check_intensity(card, net, calib)
@@ -420,7 +420,9 @@ def predict(
             "classifier_profile": cprofile.tolist(),
             **({"regressor_profile": saliency["regressor_profile"].tolist()} if regression else {}),
         },
-        "notes": p.notes + ([] if regression else ["no thickness given: classification only"]),
+        "notes": file_notes
+        + p.notes
+        + ([] if regression else ["no thickness given: classification only"]),
         "warnings": file_warnings + p.warnings,
         "model_card": {
             "path": str(card.path),

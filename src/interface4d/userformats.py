@@ -102,6 +102,10 @@ def _usable(scale: float | None) -> bool:
     return scale is not None and math.isfinite(scale) and scale > 0
 
 
+def _calibrated(axis: Axis) -> bool:
+    return axis.length_A() is not None or axis.detector() is not None
+
+
 def _kind_of_units(units: str | None) -> str | None:
     k = "".join(str(units or "").split()).lower()
     if k in INV_A or k in MRAD:
@@ -123,6 +127,7 @@ class UserData:
         dataset_path: str | None = None,
         axes: Sequence[Axis] | None = None,
         center: dict[int, tuple[float, str]] | None = None,
+        notes: Sequence[str] = (),
         warnings: Sequence[str] = (),
         close: Callable[[], None] | None = None,
     ) -> None:
@@ -132,6 +137,7 @@ class UserData:
         self.dataset_path = dataset_path
         self.axes = list(axes) if axes else None
         self.center = center or {}  # file axis -> (zero-frequency pixel, where)
+        self.notes = list(notes)
         self.warnings = list(warnings)
         self._close = close
         self.shape = tuple(int(n) for n in array.shape)
@@ -259,7 +265,7 @@ def _open_emd(path: Path, dataset_path: str | None) -> UserData:
                     f"--dataset-path ({', '.join(arrays)})"
                 )
             group = fh[arrays[0]]
-        axes, center, warnings = _emd_calibration(group)
+        axes, center, notes, warnings = _emd_calibration(group)
         return UserData(
             path,
             group["data"],
@@ -267,6 +273,7 @@ def _open_emd(path: Path, dataset_path: str | None) -> UserData:
             dataset_path=group["data"].name,
             axes=axes,
             center=center,
+            notes=notes,
             warnings=warnings,
             close=fh.close,
         )
@@ -299,8 +306,11 @@ def _scalar_or_pair(cal, name: str) -> tuple[float, float] | None:
     return None
 
 
-def _emd_calibration(group) -> tuple[list[Axis], dict[int, tuple[float, str]], list[str]]:
-    """Axes (Rx, Ry, Qx, Qy for a DataCube) from the Calibration metadata, else the dims."""
+def _emd_calibration(group):
+    """(axes, centre, notes, warnings) of an EMD array group. Axes (Rx, Ry, Qx, Qy for a
+    DataCube) from the Calibration metadata, else the dims; where both hold a step in the same
+    units and they differ, the dims' (py4DSTEM writes the dims from its Calibration, which has
+    one R pixel size: scan steps that differ along x and y are in the dims only)."""
     dims = []
     for i in range(4):
         d = group.get(f"dim{i}")
@@ -318,9 +328,10 @@ def _emd_calibration(group) -> tuple[list[Axis], dict[int, tuple[float, str]], l
         kind = ("scan" if i < 2 else "detector") if is_cube else _kind_of_units(units)
         axes.append(Axis(label, kind, step, units, f"{group.name}/dim{i}"))
     center: dict[int, tuple[float, str]] = {}
+    notes: list[str] = []
     warnings: list[str] = []
     if cal is None:
-        return axes, center, warnings
+        return axes, center, notes, warnings
     where = cal.name
     for prefix, first in (("R", 0), ("Q", 2)):
         size = _scalar_or_pair(cal, f"{prefix}_pixel_size")
@@ -329,8 +340,19 @@ def _emd_calibration(group) -> tuple[list[Axis], dict[int, tuple[float, str]], l
             continue
         for j in range(2):
             kind = "scan" if prefix == "R" else "detector"
-            label = axes[first + j].label
-            axes[first + j] = Axis(label, kind, size[j], units, f"{where}/{prefix}_pixel_size")
+            dim = axes[first + j]
+            new = Axis(dim.label, kind, size[j], units, f"{where}/{prefix}_pixel_size")
+            if (
+                _calibrated(dim)
+                and dim.key() == new.key()
+                and not math.isclose(dim.scale, new.scale, rel_tol=0.005)
+            ):  # py4DSTEM keeps one R pixel size: steps that differ along x and y are in the dims
+                notes.append(
+                    f"{dim.where} steps {dim.scale:g} {dim.units} per pixel, {new.where} "
+                    f"{new.scale:g}: used {dim.where}"
+                )
+            elif _calibrated(new) or not _calibrated(dim):
+                axes[first + j] = new
     if "qx0_mean" in cal and "qy0_mean" in cal:
         for i, name in ((2, "qx0_mean"), (3, "qy0_mean")):
             value = float(np.asarray(cal[name][()], dtype=np.float64))
@@ -348,7 +370,7 @@ def _emd_calibration(group) -> tuple[list[Axis], dict[int, tuple[float, str]], l
             f"the file sets QR_flip ({where}): its detector axes are transposed relative to the "
             "scan; --layout must name them so that kx is parallel to x"
         )
-    return axes, center, warnings
+    return axes, center, notes, warnings
 
 
 # --------------------------------------------------------------------------- rosettasciio
