@@ -2,8 +2,11 @@
 by py4DSTEM's own ``save`` (in its own venv, NumPy < 2) and a NanoMegas ``.blo`` written by
 rosettasciio's own writer, with the calibrations read from them (userformats, usercalibration);
 a command-line value that contradicts the file and a calibration that nobody gives are one-line
-errors. The end-to-end test classifies a held-out cell of the tiny campaign from both files and
-from the same patterns as ``.npy`` with the calibrations typed on the command line."""
+errors. Merlin ``.mib`` and EMPAD files, for which rosettasciio has no writer, are written here
+byte by byte in their layout and read by rosettasciio. No Gatan ``.dm3``/``.dm4`` is tested:
+nothing here writes one. The end-to-end test classifies a held-out cell of the tiny campaign
+from a DataCube and a ``.blo`` and from the same patterns as ``.npy`` with the calibrations
+typed on the command line."""
 
 from __future__ import annotations
 
@@ -83,6 +86,46 @@ def write_blockfile(data_u8, path: Path, step_x_A: float, step_y_A: float) -> No
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing converted by guesswork
         file_writer(str(path), signal)
+
+
+def write_mib(frames, path: Path) -> None:
+    """(rows, per row, n0, n1) frames as a Quantum Detectors Merlin camera writes them (rosettasciio
+    has no writer for it): each frame a 384-byte ASCII header (size, U16, the timestamp and the
+    exposure in ns last but two) and its big-endian pixels; the .hdr beside it gives the scan."""
+    rows, per_row, n0, n1 = frames.shape
+    with open(path, "wb") as fh:
+        for i, frame in enumerate(frames.reshape(-1, n0, n1)):
+            ns = 551906472 + 1_000_000 * i
+            fields = ["MQ1", f"{i + 1:06d}", "00384", "01", f"{n1:04d}", f"{n0:04d}", "U16"]
+            fields += ["   1x1", "01", "2024-05-07 10:10:04.551906", "0.001000", "0", "0", "0"]
+            fields += ["1.200000E+1", "5.110000E+2", f"2024-05-07T10:10:04.{ns:09d}Z"]
+            fields += ["1000000ns", "12", ""]
+            fh.write(",".join(fields).encode().ljust(384, b" "))
+            fh.write(frame.astype(">u2").tobytes())
+    path.with_suffix(".hdr").write_text(
+        f"HDR,\t\nFrames in Acquisition (Number):\t{rows * per_row}\n"
+        f"Frames per Trigger (Number):\t{per_row}\nEnd\t\n"
+    )
+
+
+def write_empad(frames, folder: Path, step_y_A: float, step_x_A: float, q_inv_nm: float) -> Path:
+    """(scan y, scan x, 128, 128) float32 frames as an EMPAD writes them (rosettasciio has no
+    writer): ``scan_x<nx>_y<ny>.raw`` (each frame 130 rows, the last two a footer) and an XML
+    with the scan's field of view (m) and the detector's calibrated pixel size."""
+    ny, nx = frames.shape[:2]
+    raw = np.zeros((ny, nx, 130, 128), np.float32)
+    raw[:, :, :128] = frames
+    name = f"scan_x{nx}_y{ny}"
+    raw.tofile(folder / f"{name}.raw")
+    fov = [ny * step_y_A * 1e-10, nx * step_x_A * 1e-10]
+    xml = folder / f"{name}.xml"
+    xml.write_text(
+        f'<?xml version="1.0"?><root><raw_file filename="{name}.raw"/><pix_x>{nx}</pix_x>'
+        f"<pix_y>{ny}</pix_y><iom_measurements><optics><get_full_scan_field_of_view>{fov!r}"
+        "</get_full_scan_field_of_view></optics><calibrated_pixelsize>"
+        f"{q_inv_nm * 1e-9!r}</calibrated_pixelsize></iom_measurements></root>"
+    )
+    return xml
 
 
 def given(**kw) -> Given:
@@ -276,6 +319,47 @@ def test_blockfile_scan_steps_are_read_its_camera_scale_is_not(tmp_path):
     assert c.scan_step_x_A == pytest.approx(0.25, rel=1e-12)
     assert c.scan_step_y_A == pytest.approx(A / 4, rel=1e-12)
     assert c.sources["scan_step_y_A"]["from"] == "file"
+
+
+def test_merlin_mib_is_read_lazily_and_needs_every_calibration(tmp_path):
+    frames = np.random.default_rng(2).integers(0, 4000, (6, 4, 16, 16)).astype(np.uint16)
+    path = tmp_path / "scan.mib"
+    write_mib(frames, path)
+    with open_data(path) as f:
+        assert f.format == "Quantum Detectors Merlin (rosettasciio quantumdetector)"
+        assert f.shape == (6, 4, 16, 16) and type(f.array).__module__.startswith("dask")
+        assert [a.kind for a in f.axes] == ["scan", "scan", "detector", "detector"]
+        # rosettasciio turns the frames upside down (its orientation of the Merlin detector)
+        np.testing.assert_array_equal(f.read_x(AXES, 2, 3), np.flip(frames, -2)[2:4])
+        with pytest.raises(PredictError, match=r"scan.mib records no scan step along x: give"):
+            resolve_calibration(given(), f, AXES)
+        with pytest.raises(PredictError, match=r"scan.mib records no detector calibration"):
+            resolve_calibration(given(scan_step_x_A=0.2), f, AXES)
+        c = resolve_calibration(given(scan_step_x_A=0.2, sampling_mrad="0.7,0.8"), f, AXES)
+    assert (c.scan_step_x_A, c.scan_step_y_A, c.sampling_mrad) == (0.2, 0.2, (0.7, 0.8))
+    assert c.sources["sampling_mrad"][1]["from"] == "command line"
+
+
+def test_empad_scan_and_detector_calibrations_are_read(tmp_path):
+    frames = np.random.default_rng(3).random((4, 6, 128, 128)).astype(np.float32)
+    xml = write_empad(frames, tmp_path, 0.9, 0.25, 0.107)
+    with open_data(xml) as f:
+        assert f.format == "EMPAD (rosettasciio empad)" and f.shape == (4, 6, 128, 128)
+        assert [a.label for a in f.axes] == ["scan_y", "scan_x", "height", "width"]
+        layout = ("y", "x", "kx", "ky")  # rosettasciio's order: scan y, scan x, detector
+        np.testing.assert_array_equal(f.read_x(layout, 1, 2), frames[:, 1:3].transpose(1, 0, 2, 3))
+        c = resolve_calibration(given(), f, layout)
+        with pytest.raises(
+            PredictError,
+            match=r"--sampling-mrad 0.5 mrad contradicts .*0.0107 "
+            r"1/A \(= 0.2106\d* mrad at 300000 eV\) per pixel along kx \(.*0.107 "
+            r"1/nm\)",
+        ):
+            resolve_calibration(given(sampling_mrad=0.5), f, layout)
+    assert c.scan_step_x_A == pytest.approx(0.25, rel=1e-9)
+    assert c.scan_step_y_A == pytest.approx(0.9, rel=1e-9)
+    assert c.sampling_mrad == pytest.approx((mrad_from_inv_angstrom(0.0107, 300e3),) * 2)
+    assert c.sources["scan_step_x_A"]["from"] == "file"
 
 
 # --------------------------------------------------------------------------- end to end
