@@ -183,7 +183,7 @@ def test_py4dstem_datacube_calibrations_are_read(datacubes):
     assert c.scan_step_x_A == c.scan_step_y_A == 0.25
     assert c.sampling_mrad == pytest.approx((mrad_from_inv_angstrom(0.0107, 300e3),) * 2)
     assert c.center_px == (8.5, 7.0) and swapped.center_px == (7.0, 8.5)
-    assert c.sampling_given == {"mrad_per_px": list(c.sampling_mrad)}
+    assert c.sampling_given == {"inv_angstrom_per_px": [0.0107, 0.0107]}  # as the file has it
     assert c.sources["scan_step_x_A"]["from"] == "file"
     assert c.sources["scan_step_x_A"]["file_where"].endswith("calibration/R_pixel_size: 0.25 A")
     assert c.sources["sampling_mrad"][0]["file_units"] == "1/A"

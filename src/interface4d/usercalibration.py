@@ -139,6 +139,7 @@ def resolve_calibration(given: Given, data: UserData, layout: Sequence[str]) -> 
         g_mrad = tuple(mrad_from_inv_angstrom(s, given.energy_eV) for s in g_shown)
         g_option, g_unit = "--sampling-inv-angstrom", "1/A"
     mrad: list[float] = []
+    used: list[tuple[str, float]] = []  # each axis's sampling as read or typed (unit, value)
     sources["sampling_mrad"] = []
     for j, a in enumerate(("kx", "ky")):
         ax = axes[a][1] if a in axes else None
@@ -169,9 +170,11 @@ def resolve_calibration(given: Given, data: UserData, layout: Sequence[str]) -> 
                     )
                 src["from"] = "file (the command line agrees)"
             value = f_mrad
+            used.append((found[0], found[1]))
         elif g_mrad[j] is not None:
             value = g_mrad[j]
             src["from"] = "command line"
+            used.append(("mrad" if g_unit == "mrad" else "inv_angstrom", g_shown[j]))
         else:
             why = ""
             if ax is not None and ax.units:
@@ -213,8 +216,8 @@ def resolve_calibration(given: Given, data: UserData, layout: Sequence[str]) -> 
         sources["center_px"] = {"from": "default: pixel n // 2"}
 
     sampling_given: dict[str, Any] = {"mrad_per_px": list(mrad)}
-    if given.sampling_inv_angstrom is not None:
-        sampling_given = {"inv_angstrom_per_px": list(g_shown)}
+    if all(unit == "inv_angstrom" for unit, _ in used):
+        sampling_given = {"inv_angstrom_per_px": [v for _, v in used]}
     return Calibration(
         energy_eV=float(given.energy_eV),
         sampling_mrad=tuple(mrad),  # type: ignore[arg-type]

@@ -409,6 +409,11 @@ def _open_rsciio(path: Path, dataset_path: str | None) -> UserData:
                 else "several 4D data sets: choose one with --dataset-path"
             )
             + f" (shapes {shapes})"
+            + (
+                "; the scan shape of a Merlin file is read from the .hdr beside it"
+                if plugin == "quantumdetector" and not four
+                else ""
+            )
         )
     signal = signals[index]
     axes_in = sorted(signal["axes"], key=lambda a: a.get("index_in_array", signal["axes"].index(a)))
@@ -425,5 +430,5 @@ def _open_rsciio(path: Path, dataset_path: str | None) -> UserData:
         signal["data"],
         fmt=f"{name} (rosettasciio {plugin})",
         dataset_path=None if dataset_path in (None, "") else str(index),
-        axes=axes,
+        axes=axes if len(axes) == 4 else None,
     )
