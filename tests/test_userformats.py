@@ -265,8 +265,17 @@ def test_a_calibration_nobody_gives_is_named(datacubes, tmp_path):
     assert c.sources["sampling_mrad"][0]["from"] == "command line" and c.center_px is None
     npy = tmp_path / "scan.npy"
     np.save(npy, datacubes["data"])
-    with open_data(npy) as data, pytest.raises(PredictError, match="give --scan-step"):
-        resolve_calibration(given(sampling_mrad=0.7), data, AXES)
+    with open_data(npy) as data:
+        with pytest.raises(PredictError, match="give --scan-step"):
+            resolve_calibration(given(sampling_mrad=0.7), data, AXES)
+        typed = resolve_calibration(
+            given(scan_step_x_A=0.2, sampling_inv_angstrom="0.01,0.02", center_px="8,7.5"),
+            data,
+            AXES,
+        )
+    assert typed.center_px == (8.0, 7.5) and typed.scan_step_y_A == 0.2
+    assert typed.sampling_given == {"inv_angstrom_per_px": [0.01, 0.02]}
+    assert [s["from"] for s in typed.sources["center_px"]] == ["command line"] * 2
     # the layout must put the scan on the file's scan axes
     with (
         open_data(datacubes["calibrated"]) as data,

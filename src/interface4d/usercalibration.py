@@ -189,8 +189,8 @@ def resolve_calibration(given: Given, data: UserData, layout: Sequence[str]) -> 
         mrad.append(float(value))
         sources["sampling_mrad"].append(src)
 
-    file_center = [data.center.get(layout.index(a)) for a in ("kx", "ky")] if axes else []
-    if not all(file_center):
+    file_center = [data.center.get(layout.index(a)) for a in ("kx", "ky")]
+    if not all(file_center):  # both or none
         file_center = [None, None]
     g_center = (
         (None, None) if given.center_px is None else _pair(given.center_px, "detector centre")
