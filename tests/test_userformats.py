@@ -27,39 +27,53 @@ from support import py4dstem
 
 from .predict_campaign import A, predict_cli, synthetic_card
 
-# py4DSTEM's own writer: argv = npy, out.h5, R size (A), Q size, Q units, origin qx0, qy0, and
-# a y step (A) for the Ry dim vector alone ("": not set)
-WRITE_DATACUBE = """
+# py4DSTEM's own writer, one process for several files: argv = the source .npy and a JSON list
+# of {out, r (A), q, q_units, origin [qx0, qy0], ry (a y step for the Ry dim vector alone),
+# rotation (QR_rotation_degrees), flip (QR_flip)}, each optional but out; prints what
+# py4DSTEM.read says of each file (class, R and Q pixel sizes) as JSON
+WRITE_DATACUBES = """
+import json
 import sys
 import numpy as np
 import py4DSTEM
-src, out, r, q, q_units, qx0, qy0, ry = sys.argv[1:9]
-dc = py4DSTEM.DataCube(data=np.load(src))
-if r:
-    dc.calibration.set_R_pixel_size(float(r))
-    dc.calibration.set_R_pixel_units("A")
-if q:
-    dc.calibration.set_Q_pixel_size(float(q))
-    dc.calibration.set_Q_pixel_units(q_units)
-if qx0:
-    shape = dc.data.shape[:2]
-    dc.calibration.set_origin((np.full(shape, float(qx0)), np.full(shape, float(qy0))))
-if ry:
-    dc.set_dim(1, [0, float(ry)], units="A", name="Ry")
-py4DSTEM.save(out, dc, mode="o")
-back = py4DSTEM.read(out)
-print(type(back).__name__, back.calibration.get_R_pixel_size(), back.calibration.get_Q_pixel_size())
+data = np.load(sys.argv[1])
+said = []
+for spec in json.loads(sys.argv[2]):
+    dc = py4DSTEM.DataCube(data=data)
+    cal = dc.calibration
+    if "r" in spec:
+        cal.set_R_pixel_size(spec["r"])
+        cal.set_R_pixel_units("A")
+    if "q" in spec:
+        cal.set_Q_pixel_size(spec["q"])
+        cal.set_Q_pixel_units(spec["q_units"])
+    if "origin" in spec:
+        shape = data.shape[:2]
+        cal.set_origin(tuple(np.full(shape, float(v)) for v in spec["origin"]))
+    if "ry" in spec:
+        dc.set_dim(1, [0, spec["ry"]], units="A", name="Ry")
+    if "rotation" in spec:
+        cal.set_QR_rotation_degrees(spec["rotation"])
+    if "flip" in spec:
+        cal.set_QR_flip(spec["flip"])
+    py4DSTEM.save(spec["out"], dc, mode="o")
+    back = py4DSTEM.read(spec["out"])
+    c = back.calibration
+    said.append([type(back).__name__, c.get_R_pixel_size(), c.get_Q_pixel_size()])
+print(json.dumps(said))
 """
 
 
-def write_datacube(data, path: Path, r="", q="", q_units="", origin=("", ""), ry="") -> str:
-    """``data`` (Rx, Ry, Qx, Qy) written by py4DSTEM.save; returns what py4DSTEM.read says."""
-    src = path.with_suffix(".src.npy")
+def write_datacubes(data, specs: list[dict]) -> list[list]:
+    """``data`` (Rx, Ry, Qx, Qy) written by py4DSTEM.save once per spec (WRITE_DATACUBES);
+    returns what py4DSTEM.read says of each file."""
+    out = Path(specs[0]["out"])
+    src = out.with_name(out.name + ".src.npy")
     np.save(src, data)
-    args = (str(r), str(q), q_units, *map(str, origin), str(ry))
-    proc = py4dstem.run(WRITE_DATACUBE, str(src), str(path), *args)
+    specs = [{k: (str(v) if k == "out" else v) for k, v in spec.items()} for spec in specs]
+    proc = py4dstem.run(WRITE_DATACUBES, str(src), json.dumps(specs))
     src.unlink()
-    return proc.stdout.strip()
+    return json.loads(proc.stdout)
 
 
 def write_blockfile(data_u8, path: Path, step_x_A: float, step_y_A: float) -> None:
@@ -156,19 +170,26 @@ def test_axis_units_convert_to_angstrom_inverse_angstrom_and_mrad():
 
 @pytest.fixture(scope="module")
 def datacubes(tmp_path_factory):
-    """Small DataCubes written by py4DSTEM.save: calibrated (R 0.25 A, Q 0.0107 A^-1, origin
-    8.5, 7.0), as py4DSTEM leaves them (pixels), and with a y step of A/4 in the Ry dims alone
-    (py4DSTEM's Calibration has one R pixel size; our own simulation files say so)."""
+    """Small DataCubes written by py4DSTEM.save (one process): calibrated (R 0.25 A, Q 0.0107
+    A^-1, origin 8.5, 7.0), as py4DSTEM leaves them (pixels), with a y step of A/4 in the Ry
+    dims alone (py4DSTEM's Calibration has one R pixel size; our own simulation files say so),
+    with the detector turned by 30 degrees and with it flipped (QR_rotation, QR_flip)."""
     root = tmp_path_factory.mktemp("datacubes")
     data = np.random.default_rng(0).random((6, 4, 16, 16)).astype(np.float32)
-    calibrated = root / "calibrated.h5"
-    said = write_datacube(data, calibrated, 0.25, 0.0107, "A^-1", (8.5, 7.0))
-    assert said == "DataCube 0.25 0.0107"  # py4DSTEM reads its own file back
-    plain = root / "plain.h5"
-    write_datacube(data, plain)
-    steps = root / "steps.h5"
-    write_datacube(data, steps, 0.25, 0.84, "mrad", ry=A / 4)
-    return {"data": data, "calibrated": calibrated, "plain": plain, "steps": steps}
+    files = {name: root / f"{name}.h5" for name in ("calibrated", "plain", "steps", "turned")}
+    files["flipped"] = root / "flipped.h5"
+    said = write_datacubes(
+        data,
+        [
+            dict(out=files["calibrated"], r=0.25, q=0.0107, q_units="A^-1", origin=[8.5, 7.0]),
+            dict(out=files["plain"]),
+            dict(out=files["steps"], r=0.25, q=0.84, q_units="mrad", ry=A / 4),
+            dict(out=files["turned"], r=0.25, q=0.84, q_units="mrad", rotation=30.0),
+            dict(out=files["flipped"], r=0.25, q=0.84, q_units="mrad", flip=True),
+        ],
+    )
+    assert said[0] == ["DataCube", 0.25, 0.0107]  # py4DSTEM reads its own file back
+    return {"data": data, **files}
 
 
 def test_py4dstem_datacube_calibrations_are_read(datacubes):
@@ -211,6 +232,18 @@ def test_a_y_step_that_only_the_dims_hold_is_used_and_noted(datacubes):
         r"used /datacube_root/datacube/dim1",
         note,
     ), note
+
+
+def test_a_rotated_or_flipped_detector_is_refused_or_warned(datacubes):
+    with pytest.raises(
+        PredictError,
+        match=r"turned.h5: the file records a rotation of 30 degrees between the scan and the "
+        r"detector axes \(.*QR_rotation_degrees\); predict needs kx parallel to x",
+    ):
+        open_data(datacubes["turned"])
+    with open_data(datacubes["flipped"]) as data:
+        (warning,) = data.warnings
+    assert "QR_flip" in warning and "--layout must name them" in warning
 
 
 @pytest.mark.parametrize(
@@ -403,8 +436,8 @@ def test_predict_classifies_a_py4dstem_datacube_and_a_blockfile_like_the_npy(
         return json.loads((out / "prediction.json").read_text())
 
     cube = tmp_path / "step_py4dstem.h5"
-    said = write_datacube(patterns, cube, step, inv, "A^-1", center)
-    assert said.startswith("DataCube ")
+    spec = dict(out=cube, r=step, q=inv, q_units="A^-1", origin=list(center))
+    assert write_datacubes(patterns, [spec]) == [["DataCube", step, inv]]
     npy = tmp_path / "step.npy"
     np.save(npy, patterns)
     from_file, typed_in = run(cube), run(npy, *typed)
