@@ -40,3 +40,12 @@ def tiny_campaign(tmp_path_factory) -> Path:
     wd = copy_workflow(tmp_path_factory.mktemp("campaign"), TINY, as_name="tiny.yaml")
     snakemake(wd, "--configfile", "tiny.yaml")
     return wd
+
+
+@pytest.fixture(scope="session")
+def predict_campaign(tmp_path_factory) -> dict:
+    """A tiny real campaign with both networks trained and two held-out cells simulated on
+    another grid (tests/predict_campaign.py), shared by the predict tests."""
+    from .predict_campaign import build_campaign
+
+    return build_campaign(tmp_path_factory.mktemp("predict"))

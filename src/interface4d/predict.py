@@ -1,7 +1,9 @@
 """Prediction on a user's own 4D-STEM data with the trained networks (``interface4d predict``).
 
-A user's 4D array is read, reordered to (x, y, kx, ky) and calibrated
-(:mod:`interface4d.userdata`), checked against the model card (:mod:`interface4d.modelcard`;
+A user's 4D array is read (:mod:`interface4d.userformats`: .npy, HDF5, EMD 1.0 / py4DSTEM and
+the detector formats of rosettasciio), calibrated from the file and the command line
+(:mod:`interface4d.usercalibration`), reordered to (x, y, kx, ky) (:mod:`interface4d.userdata`),
+checked against the model card (:mod:`interface4d.modelcard`;
 mismatches are :class:`PredictError`\\ s naming both values: :func:`plan`), resampled onto the
 network's input grid, and fed to the classifier (one example per scan row) and, given a
 thickness, to the step-depth regressor of the nearest trained thickness (the mean over the
@@ -34,17 +36,18 @@ from interface4d.saliency import (
     plot_saliency,
     saliency_map_and_profile,
 )
+from interface4d.usercalibration import Given, resolve_calibration
 from interface4d.userdata import (
     AXES,
     DEFAULT_LAYOUT,
     POSITION_SNAP_A,
     Calibration,
-    DataFile,
     NetworkInput,
-    calibration,
+    check_rank,
     parse_layout,
     prepare_input,
 )
+from interface4d.userformats import open_data
 
 PREDICTION_FORMAT = "interface4d-prediction/1"
 ENERGY_TOLERANCE = 0.005  # relative
@@ -144,11 +147,7 @@ def plan(
 ) -> Plan:
     """Every check that needs no data: rank, energy, detector, scan along x and y, thickness.
     Raises :class:`PredictError` naming the first mismatch."""
-    if len(file_shape) != 4:
-        raise PredictError(
-            f"the data has {len(file_shape)} axes, shape {tuple(file_shape)}; need a 4D array "
-            "(scan x, scan y, kx, ky in some order: see --layout)"
-        )
+    check_rank(file_shape)
     layout = parse_layout(layout if isinstance(layout, str) else ",".join(layout))
     shape = tuple(int(file_shape[layout.index(a)]) for a in AXES)
     check_energy(card, calib.energy_eV)
@@ -275,7 +274,7 @@ def verify_model(card: ModelCard, rel: str, path: Path) -> None:
 def predict(
     data_path: str | Path,
     card_path: str | Path,
-    calib: Calibration,
+    calib: Calibration | Given,
     out_dir: str | Path,
     *,
     layout: str | Sequence[str] = DEFAULT_LAYOUT,
@@ -285,7 +284,9 @@ def predict(
 ) -> dict[str, Any]:
     """Classify (and, given ``thickness``, regress the step depth of) a user's 4D data set.
 
-    All checks run before TensorFlow is imported. Writes ``prediction.json``,
+    ``calib``: the command line's values (:class:`Given`; what the file records fills the rest
+    and is checked against them), or a whole :class:`Calibration` (checked against the file
+    alike). All checks run before TensorFlow is imported. Writes ``prediction.json``,
     ``saliency.png``/``.svg`` and ``saliency.npz`` to ``out_dir`` and returns the prediction.
     """
     from interface4d import versions
@@ -295,7 +296,9 @@ def predict(
 
     card = read_model_card(card_path)
     axes = parse_layout(layout if isinstance(layout, str) else ",".join(layout))
-    with DataFile(data_path, dataset_path) as data:
+    given = calib if isinstance(calib, Given) else Given.of(calib)
+    with open_data(data_path, dataset_path) as data:
+        calib = resolve_calibration(given, data, axes)
         p = plan(
             card,
             data.shape,
@@ -311,7 +314,9 @@ def predict(
             "shape": list(data.shape),
             "dtype": data.dtype,
             "layout": list(axes),
+            **data.describe(),
         }
+        file_notes, file_warnings, fmt = data.notes, data.warnings, data.format
     net = prepare_input(block, p.x_first, card, calib, p.center_px)
     del block
     check_intensity(card, net, calib)
@@ -369,6 +374,7 @@ def predict(
             "energy_eV": calib.energy_eV,
             "wavelength_A": wavelength(calib.energy_eV),
             "sampling_given": calib.sampling_given,
+            "sources": calib.sources,
             "sampling_mrad": list(calib.sampling_mrad),
             "center_px": list(p.center_px),
             "center_given": calib.center_px is not None,
@@ -414,14 +420,18 @@ def predict(
             "classifier_profile": cprofile.tolist(),
             **({"regressor_profile": saliency["regressor_profile"].tolist()} if regression else {}),
         },
-        "notes": p.notes + ([] if regression else ["no thickness given: classification only"]),
-        "warnings": p.warnings,
+        "notes": file_notes
+        + p.notes
+        + ([] if regression else ["no thickness given: classification only"]),
+        "warnings": file_warnings + p.warnings,
         "model_card": {
             "path": str(card.path),
             "sha256": file_sha256(card.path),
             "campaign": card["campaign"],
         },
-        "versions": versions("numpy", "h5py", "tensorflow", "keras"),
+        "versions": versions(
+            "numpy", "h5py", "tensorflow", "keras", *(["rsciio"] if "rosettasciio" in fmt else [])
+        ),
     }
     with atomic_path(out_dir / "prediction.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
@@ -446,33 +456,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "data",
         metavar="DATA",
-        help="4D data: .npy, or HDF5 (.h5/.hdf5/.emd; emdfile/py4DSTEM files are HDF5 too)",
+        help="4D data: .npy, HDF5 (.h5/.hdf5/.hdf/.emd), EMD 1.0 (py4DSTEM, emdfile: "
+        "calibrations read from the file), Merlin .mib, Gatan .dm3/.dm4, EMPAD .xml (+ .raw), "
+        "NanoMegas .blo (read with rosettasciio, calibrations where the format has them)",
     )
     p.add_argument("--models", required=True, metavar="CARD", help="model_card.json")
     p.add_argument(
         "--dataset-path",
         metavar="PATH",
-        help="the 4D dataset inside an HDF5 file (default: its only 4D dataset)",
+        help="the 4D dataset (or EMD array group) inside an HDF5 file, the index of the 4D "
+        "data set in a .dm3/.dm4 (default: the only 4D one)",
     )
     p.add_argument(
         "--layout",
         default=DEFAULT_LAYOUT,
-        help="order of the file's four axes, a permutation of x,y,kx,ky (default %(default)s)",
+        help="order of the file's four axes, a permutation of x,y,kx,ky (default %(default)s; "
+        "py4DSTEM's are Rx,Ry,Qx,Qy, rosettasciio's the scan axes first)",
     )
     p.add_argument(
         "--scan-step",
         type=float,
-        required=True,
         metavar="A",
-        help="probe step along x (A). The trained probe positions must coincide with probe "
+        help="probe step along x (A; default: from the file, and checked against it if given). "
+        "The trained probe positions must coincide with probe "
         "positions (within 0.01 A), or the step be at most lambda/(4 alpha) (0.246 A at "
         "300 kV, 20 mrad) so that the patterns can be interpolated",
     )
     p.add_argument(
-        "--scan-step-y", type=float, metavar="A", help="probe step along y (A; default: as x)"
+        "--scan-step-y",
+        type=float,
+        metavar="A",
+        help="probe step along y (A; default: from the file, else as x)",
     )
-    s = p.add_mutually_exclusive_group(required=True)
-    s.add_argument("--sampling-mrad", metavar="S[,S]", help="detector pixel size in mrad (kx[,ky])")
+    s = p.add_mutually_exclusive_group()
+    s.add_argument(
+        "--sampling-mrad",
+        metavar="S[,S]",
+        help="detector pixel size in mrad (kx[,ky]; default: from the file, checked if given)",
+    )
     s.add_argument(
         "--sampling-inv-angstrom",
         metavar="S[,S]",
@@ -490,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--center",
         metavar="CKX,CKY",
-        help="zero-frequency pixel along kx and along ky (default: pixel n//2 on each axis)",
+        help="zero-frequency pixel along kx and along ky (default: the file's origin, e.g. "
+        "py4DSTEM's qx0_mean/qy0_mean, else pixel n//2 on each axis)",
     )
     p.add_argument(
         "--incident-intensity",
@@ -531,7 +553,7 @@ def run(args: argparse.Namespace) -> int:
     from interface4d.config import ConfigError
 
     try:
-        calib = calibration(
+        calib = Given(
             energy_eV=args.energy,
             scan_step_x_A=args.scan_step,
             scan_step_y_A=args.scan_step_y,

@@ -65,6 +65,14 @@ def parse_layout(text: str) -> tuple[str, str, str, str]:
     return parts  # type: ignore[return-value]
 
 
+def check_rank(shape: Sequence[int]) -> None:
+    if len(shape) != 4:
+        raise PredictError(
+            f"the data has {len(shape)} axes, shape {tuple(shape)}; need a 4D array "
+            "(scan x, scan y, kx, ky in some order: see --layout)"
+        )
+
+
 def to_canonical(array, layout: Sequence[str]):
     """Transpose an array in ``layout`` order to (x, y, kx, ky)."""
     return np.transpose(array, [list(layout).index(a) for a in AXES])
@@ -87,6 +95,8 @@ class Calibration:
     center_px: tuple[float, float] | None = None  # None: pixel n // 2 on each axis
     incident_intensity: float = 1.0
     sampling_given: dict[str, Any] = field(default_factory=dict)
+    # where each value came from (file, command line: interface4d.usercalibration)
+    sources: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         positive = {
