@@ -1,4 +1,5 @@
-"""Bytes on disk per cell (raw CBED, reduced, datasets) and their paper-scale extrapolation.
+"""Bytes on disk per cell (raw CBED, reduced, datasets) and their paper-scale extrapolation,
+for every storage mode (``simulation.store``: full, cropped, none).
 
 Measured: the files of a results folder (`--results DIR`: every `sims/**.h5`, `reduced/**.h5`,
 `datasets/*.h5` in it), or, without `--results`, of a step and a diffusion cell of `--config`
@@ -21,9 +22,21 @@ Paper scale (`--campaign`, default profiles/paper.yaml, 14,209 cells at gpts 512
 The paper (Oxley et al. 2020) stored 341 x 341 x 13 x 123 per simulation, ~350 GB in all; the
 table sets our figures beside that and beside the same layout uncompressed.
 
+Storage modes (second table). Measured: the 2 cells run through the workflow once per mode
+(``--modes``, default all three; each run's simulation files left on disk, and its datasets
+compared bit for bit with the full run's). Paper scale: ``full`` as above; ``cropped`` = the
+sample's patterns cut to the stored angle by the writer's own rule
+(:func:`interface4d.cropping.crop_center`, written by :func:`interface4d.h5io.write_cbed`) x
+the positions in the stored band (the campaign's ``store_crop_mrad`` / ``store_window_x``,
+null: its reduction's); ``none`` keeps nothing once a block is reduced, and while the cells
+of a block wait for their reduction each holds the cropped file (the largest block, and all
+cells if every simulation finished before any reduction). The reduced files and the datasets
+are the same in every mode.
+
     .venv/bin/python benchmarks/storage.py [--results results] [--config config.yaml]
         [--campaign profiles/paper.yaml] [--paper-sample 8]
-    .venv/bin/python benchmarks/storage.py --quick   # tests/configs/tiny.yaml cells, ~1 min
+        [--modes full cropped none]
+    .venv/bin/python benchmarks/storage.py --quick   # tests/configs/tiny.yaml cells, ~2 min
 """
 
 from __future__ import annotations
@@ -84,11 +97,17 @@ def reduced_stats(path: Path) -> list[dict]:
     return out
 
 
-def simulate_demo_cells(config_path: Path, wd: Path) -> tuple[Path, dict]:
-    """A step and a diffusion cell of the config, through Snakemake up to the datasets."""
+MODES = ("full", "cropped", "none")
+
+
+def simulate_demo_cells(config_path: Path, wd: Path, store: str | None = None) -> tuple[Path, dict]:
+    """A step and a diffusion cell of the config, through Snakemake up to the datasets
+    (``store``: the simulation's storage mode, else the config's)."""
     from interface4d.config import load_config
 
     config = load_config(config_path)
+    if store:
+        config["simulation"]["store"] = store
     grid = config["grid"]
     t = grid["thickness"][0]
     config["grid"] = {
@@ -110,8 +129,19 @@ def simulate_demo_cells(config_path: Path, wd: Path) -> tuple[Path, dict]:
     if res.returncode:
         logs = "\n".join(p.read_text()[-2000:] for p in (wd / "results/logs").rglob("*.log"))
         sys.exit(f"snakemake failed ({res.returncode}):\n{res.tail()}\n{logs}")
-    print(f"simulated 2 cells of {config_path} with Snakemake in {res.wall_s:.0f} s")
+    mode = config["simulation"]["store"]
+    print(
+        f"simulated 2 cells of {config_path} (store: {mode}) with Snakemake in {res.wall_s:.0f} s"
+    )
     return wd / "results", config
+
+
+def paper_store(campaign: dict) -> dict:
+    """What a cropped (or none) store keeps of each paper-scale cell: the campaign's stored
+    angle and band (its reduction's where null)."""
+    from interface4d.settings import stored_part
+
+    return stored_part({**campaign["simulation"], "store": "cropped"}, campaign["reduction"])
 
 
 def paper_sample(campaign: dict, positions: int, configs: int | None, wd: Path) -> dict:
@@ -124,6 +154,7 @@ def paper_sample(campaign: dict, positions: int, configs: int | None, wd: Path) 
     thinnest = [c for c in cells if c.kind == "step" and c.thickness == cells[0].thickness]
     cell = thinnest[len(thinnest) // 2]  # the mid-depth step cell of the first thickness
     settings = copy.deepcopy(cell_settings(campaign, cell))
+    settings["stored"] = None  # the whole patterns, whatever the campaign's store
     sim = settings["simulation"]
     sim["scan"]["gpts"] = [positions, 1]
     if configs:
@@ -132,7 +163,27 @@ def paper_sample(campaign: dict, positions: int, configs: int | None, wd: Path) 
     simulate_cell(settings, path, device="cpu", threads=min(2, os.cpu_count() or 1), max_batch=4)
     st = h5_stats(path, "cbed")
     st.update(cell=cell.id, configs=sim["num_configs"], positions=positions)
+    st["cropped"] = cropped_sample(path, paper_store(campaign)["crop_mrad"], wd)
     return st
+
+
+def cropped_sample(path: Path, crop_mrad: float, wd: Path) -> dict:
+    """The sample's patterns cut to the stored angle and written as the simulation writer
+    writes a cropped store (the same crop rule, the same chunks and compression)."""
+    import json
+
+    import h5py
+
+    from interface4d.cropping import crop_center
+    from interface4d.h5io import write_cbed
+
+    with h5py.File(path, "r") as fh:
+        sampling = json.loads(fh.attrs["angular_sampling_mrad"])
+        cbed = fh["cbed"][()]
+    out = wd / "paper_sample_cropped.h5"
+    with h5py.File(out, "w") as fh:
+        write_cbed(fh, "cbed", crop_center(cbed, crop_mrad, sampling))
+    return h5_stats(out, "cbed")
 
 
 def paper_shapes(campaign: dict) -> dict:
@@ -140,11 +191,12 @@ def paper_shapes(campaign: dict) -> dict:
     from abTEM's objects and the library's reduction rules (nothing simulated)."""
     import numpy as np
 
-    from interface4d.grid import enumerate_cells
+    from interface4d.cropping import band_mask
+    from interface4d.grid import blocks_of, enumerate_cells
     from interface4d.reduce import _select_x, bin_patterns, crop_center, reduce_params
     from interface4d.settings import cell_settings
     from interface4d.simulate import build_measurement, scan_window
-    from interface4d.structures import build_from_settings
+    from interface4d.structures import build_from_settings, interface_x
 
     cells, _ = enumerate_cells(campaign)
     settings = cell_settings(campaign, cells[0])
@@ -157,8 +209,19 @@ def paper_shapes(campaign: dict) -> dict:
     (x0, _), (x1, _) = scan_window(settings)
     nx, ny = settings["simulation"]["scan"]["gpts"]
     scan_x = x0 + np.arange(nx) * (x1 - x0) / nx
+    settings = {**settings, "stored": None}  # the reduction of a full file (the same in every mode)
     keep, _ = _select_x(scan_x, settings, red["window_x"], Path("paper"))
+    stored = paper_store(campaign)
+    st = settings["structure"]
+    xc = interface_x(st["interface_layer"], st["lattice_constant"])
+    band = stored["window_x"]
+    in_band = int(band_mask(scan_x - xc, band).sum()) if band is not None else nx
+    stored_px = crop_center(np.zeros((1, 1, *shape[-2:])), stored["crop_mrad"], sampling).shape
+    blocks = blocks_of(c for c in cells if c.kind in ("step", "diffusion"))
     return {
+        "stored": stored,
+        "stored_shape": (in_band, ny, *stored_px[-2:]),
+        "largest_block": max(len(b) for b in blocks.values()),
         "cbed": shape,
         "sampling": sampling,
         "lines": (ny, int(keep.sum()), *k),
@@ -167,6 +230,34 @@ def paper_shapes(campaign: dict) -> dict:
         "step_cells": sum(c.kind == "step" for c in cells),
         "thicknesses": len(campaign["grid"]["thickness"]),
     }
+
+
+def mode_stats(results: Path) -> dict:
+    """What a run left on disk: its simulation files (count, bytes, array shape)."""
+    import h5py
+
+    sims = sorted((results / "sims").rglob("*.h5"))
+    shape = None
+    if sims:
+        with h5py.File(sims[0], "r") as fh:
+            shape = fh["cbed"].shape
+    return {"sims": len(sims), "bytes": sum(p.stat().st_size for p in sims), "shape": shape}
+
+
+def same_datasets(a: Path, b: Path) -> bool:
+    """Whether two runs' datasets hold the same examples, bit for bit (x, y, cells, lines)."""
+    import h5py
+    import numpy as np
+
+    names = sorted(p.name for p in (a / "datasets").glob("*.h5"))
+    if not names or names != sorted(p.name for p in (b / "datasets").glob("*.h5")):
+        return False
+    for name in names:
+        with h5py.File(a / "datasets" / name) as fa, h5py.File(b / "datasets" / name) as fb:
+            for key in ("x", "y", "cell", "line"):
+                if not np.array_equal(fa[key][()], fb[key][()]):
+                    return False
+    return True
 
 
 def main() -> None:
@@ -181,6 +272,10 @@ def main() -> None:
     ap.add_argument(
         "--quick", action="store_true", help="a check: tiny config, 2-position 2-config sample"
     )
+    ap.add_argument(
+        "--modes", nargs="+", choices=MODES, default=list(MODES),
+        help="storage modes the 2 cells run in (full always: the reference)",
+    )  # fmt: skip
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = ap.parse_args()
     if args.quick:  # where not given explicitly
@@ -197,13 +292,19 @@ def main() -> None:
 
     campaign = load_config(args.campaign)
     tmp = Path(tempfile.mkdtemp(prefix="i4d-storage-"))
+    measured: dict[str, dict] = {}  # per storage mode, the 2 cells' run
     try:
         if args.results:
             results = Path(args.results)
             source = f"{results} (existing)"
             cfg_cells = None
         else:
-            results, _ = simulate_demo_cells(Path(args.config), tmp / "wf")
+            for mode in dict.fromkeys(["full", *args.modes]):
+                out, _ = simulate_demo_cells(Path(args.config), tmp / f"wf-{mode}", store=mode)
+                measured[mode] = mode_stats(out)
+            results = tmp / "wf-full" / "results"
+            for mode in measured:
+                measured[mode]["same_datasets"] = same_datasets(results, tmp / f"wf-{mode}/results")
             source = f"2 cells of {args.config}"
             from interface4d.grid import enumerate_cells
 
@@ -301,6 +402,7 @@ def main() -> None:
     )
 
     # reduced
+    paper_reduced = paper_datasets = float("nan")
     if red:
         r_raw = mean([r["raw"] for r in red])
         r_file = mean([r["file"] for r in red])
@@ -323,6 +425,7 @@ def main() -> None:
         # the measured files' other bytes: the average array (scales) + attributes (fixed)
         fixed = r_other - math.prod(red[0]["shape"][1:]) * 4
         p_red = lines_b + avg_b + fixed
+        paper_reduced = p_red * n_cells
         rows.append(
             [
                 "reduced, paper scale (extrapolated)",
@@ -360,6 +463,7 @@ def main() -> None:
         ex_raw = math.prod(paper["average"]) * 4
         n_cls = n_cells * paper["lines"][0]
         n_reg = paper["step_cells"]
+        paper_datasets = (n_cls + n_reg) * ex_raw / ratio
         for name, n in (
             ("classify.h5", n_cls),
             (f"regress_t*.h5 (all {paper['thicknesses']})", n_reg),
@@ -410,6 +514,86 @@ def main() -> None:
     print(
         "compression = uncompressed array bytes / its stored bytes (gzip+shuffle: raw level 1, "
         "datasets level 4; reduced files are not compressed). Units: 1 kB = 1000 B."
+    )
+
+    # storage modes at paper scale
+    c = sample["cropped"]
+    c_per_pattern = c["stored"] / math.prod(c["shape"][:2])
+    stored = paper["stored"]
+    cropped_cell = c_per_pattern * math.prod(paper["stored_shape"][:2]) + s_other
+    whole_scan_cell = c_per_pattern * patterns + s_other
+    band = stored["window_x"] or "the whole scan"
+    kept = {"full": per_cell, "cropped": cropped_cell, "none": 0.0}
+    layout = {
+        "full": "x".join(map(str, paper["cbed"])),
+        "cropped": "x".join(map(str, paper["stored_shape"])),
+        "none": "(the cropped file until its block is reduced)",
+    }
+    peak = {
+        "full": fmt_bytes(per_cell * n_cells),
+        "cropped": fmt_bytes(cropped_cell * n_cells),
+        "none": f"{fmt_bytes(cropped_cell * paper['largest_block'])} (largest block, "
+        f"{paper['largest_block']} cells) .. {fmt_bytes(cropped_cell * n_cells)} (all cells)",
+    }
+    mode_rows = []
+    for mode in MODES:
+        m = measured.get(mode)
+        demo = ""
+        if m:
+            demo = f"{m['sims']} files, {fmt_bytes(m['bytes'])}"
+            if m["shape"]:
+                demo += f" ({'x'.join(map(str, m['shape']))})"
+            demo += f"; datasets {'=' if m['same_datasets'] else 'DIFFER from'} full's"
+        total = kept[mode] * n_cells + paper_reduced
+        mode_rows.append(
+            [
+                mode,
+                demo,
+                layout[mode],
+                fmt_bytes(kept[mode]),
+                fmt_bytes(kept[mode] * n_cells),
+                peak[mode],
+                fmt_bytes(total),
+                fmt_bytes(total + paper_datasets),
+                ratio_text(total / PAPER_BYTES),
+            ]
+        )
+    mode_rows.append(
+        [
+            f"(cropped to +-{stored['crop_mrad']:g} mrad, whole scan)",
+            "",
+            "x".join(map(str, (*paper["cbed"][:2], *paper["stored_shape"][2:]))),
+            fmt_bytes(whole_scan_cell),
+            fmt_bytes(whole_scan_cell * n_cells),
+            "",
+            fmt_bytes(whole_scan_cell * n_cells + paper_reduced),
+            "",
+            ratio_text((whole_scan_cell * n_cells + paper_reduced) / PAPER_BYTES),
+        ]
+    )
+    print()
+    print(
+        f"storage modes (simulation.store), paper scale: stored angle +-{stored['crop_mrad']:g} "
+        f"mrad, band {band} (the campaign's store_crop_mrad / store_window_x, null: its "
+        f"reduction's); cropped patterns {c_per_pattern / 1e3:.1f} kB on disk each "
+        f"(compression {c['raw'] / c['stored']:.2f}, the sample's patterns cropped)"
+    )
+    print()
+    print(
+        table(
+            [
+                "store",
+                "measured: 2 cells' simulation files left after the run",
+                "paper: a cell's file",
+                "per cell",
+                "simulations kept",
+                "simulations on disk at peak",
+                "kept + reduced",
+                "+ datasets",
+                "kept + reduced, x paper's 350 GB",
+            ],
+            mode_rows,
+        )
     )
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from jsonschema import ValidationError
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "config.schema.yaml"
+_TOL = 1e-9  # Angstrom: bands that meet within this are the same
 
 
 class ConfigError(ValueError):
@@ -297,6 +298,63 @@ def _check_blocks(config: Mapping[str, Any]) -> None:
                 f"config key 'simulation.scan.window_x' = {window}: leaves the "
                 f"{extent_x:.2f} A cell (the interface is at x = {centre:.2f} A)"
             )
+    _check_store(config)
+
+
+def _span(window: Any) -> str:
+    return "null" if window is None else f"[{float(window[0]):g}, {float(window[1]):g}]"
+
+
+def _check_store(config: Mapping[str, Any]) -> None:
+    """With ``simulation.store`` cropped or none, the stored angle and band must lie inside
+    what is simulated, and hold every pixel and probe position the reduction asks for."""
+    sim, red = config["simulation"], config.get("reduction") or {}
+    if sim["store"] == "full":
+        return
+    st = config["structure"]
+    a, n = st["lattice_constant"], st["interface_layer"]
+    centre = (n - 0.5) * a
+    scan = sim["scan"]["window_x"]
+    scanned = [-centre, st["cells_x"] * a - centre] if scan == "full" else [*map(float, scan)]
+    scan_text = f"full ({_span(scanned)})" if scan == "full" else _span(scanned)
+    mode = f"simulation.store = {sim['store']}"
+    crop, crop_key = sim["store_crop_mrad"], "simulation.store_crop_mrad"
+    if crop is None:
+        crop, crop_key = red["crop_mrad"], "reduction.crop_mrad"
+    if crop > sim["detector_max_angle"]:
+        raise ConfigError(
+            f"config key '{crop_key}' = {crop:g}: beyond simulation.detector_max_angle = "
+            f"{sim['detector_max_angle']:g}, the detector that {mode} crops"
+        )
+    if red["crop_mrad"] > crop:
+        raise ConfigError(
+            f"config key 'reduction.crop_mrad' = {red['crop_mrad']:g}: more than "
+            f"simulation.store_crop_mrad = {crop:g} keeps ({mode}); lower it, or raise "
+            "simulation.store_crop_mrad (a change that simulates every cell again)"
+        )
+    band, band_key = sim["store_window_x"], "simulation.store_window_x"
+    if band is None:
+        band, band_key = red["window_x"], "reduction.window_x"
+    if band is None:
+        return  # the whole scan is kept, and the reduction reads no more
+    lo, hi = float(band[0]), float(band[1])
+    if not hi > lo:
+        raise ConfigError(f"config key '{band_key}' = {_span(band)}: end <= start")
+    if lo < scanned[0] - _TOL or hi > scanned[1] + _TOL:
+        raise ConfigError(
+            f"config key '{band_key}' = {_span(band)}: outside the simulated scan "
+            f"simulation.scan.window_x = {scan_text} (A from the interface)"
+        )
+    asked = red["window_x"]
+    want = scanned if asked is None else [float(w) for w in asked]
+    if want[0] < lo - _TOL or want[1] > hi + _TOL:
+        whole = f" (the whole scan, {_span(scanned)})" if asked is None else ""
+        raise ConfigError(
+            f"config key 'reduction.window_x' = {_span(asked)}{whole}: more than "
+            f"simulation.store_window_x = "
+            f"{_span(band)} keeps ({mode}); narrow it, or widen simulation.store_window_x (a "
+            "change that simulates every cell again)"
+        )
 
 
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:

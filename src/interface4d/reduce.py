@@ -11,7 +11,8 @@ the group named by its cell id,
   cell along the interface; the regression example.
 
 Detector geometry. abTEM's cropped detector array of n pixels per axis has its zero frequency
-at index ``n // 2``. :func:`crop_center` keeps the ``2 m + 1`` pixels ``n//2 - m .. n//2 + m``
+at index ``n // 2``. :func:`crop_center` (:mod:`interface4d.cropping`, shared with the
+simulation's cropped store) keeps the ``2 m + 1`` pixels ``n//2 - m .. n//2 + m``
 with ``m = floor(crop_mrad / sampling)``: exactly symmetric about the zero frequency.
 :func:`bin_patterns` then sums ``b x b`` blocks; a remainder ``r = n % b`` is dropped
 ``r // 2`` pixels at the low end and ``r - r // 2`` at the high end. An odd crop (always the
@@ -29,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,8 @@ import h5py
 import numpy as np
 
 from interface4d import versions
+from interface4d.cropping import TOL as _TOL
+from interface4d.cropping import band_mask, crop_center
 from interface4d.h5io import atomic_h5, require_complete, set_attrs
 from interface4d.provenance import file_sha256
 from interface4d.settings import REDUCE_KEYS
@@ -53,45 +55,7 @@ LAYOUT = (
     "center_px, kept scan positions (A), source file and sha256 hashes. Root attributes: "
     "format, cells (in order), reduction, versions. Written by interface4d.reduce."
 )
-_TOL = 1e-9  # Angstrom / relative tolerance for positions and pixel counts
 _log = logging.getLogger(__name__)
-
-
-def crop_center(
-    cbed: np.ndarray, crop_mrad: float, angular_sampling: Sequence[float]
-) -> np.ndarray:
-    """Keep the detector pixels within +-``crop_mrad`` of the pattern centre on the last two axes.
-
-    ``angular_sampling`` is (mrad per pixel along the second-to-last axis, along the last axis).
-    The centre (zero frequency) is pixel ``n // 2``; the result holds ``2 m + 1`` pixels per
-    axis, ``m = floor(crop_mrad / sampling)``, centred on it (square when the two samplings are
-    equal, as they are for abTEM's square or uniformly resampled detectors). A view, not a copy.
-
-    Raises ValueError (naming the value) if ``crop_mrad`` is not positive or reaches beyond the
-    detector on either axis.
-    """
-    cbed = np.asarray(cbed)
-    if cbed.ndim < 2:
-        raise ValueError(f"crop_center needs at least 2 axes, got shape {cbed.shape}")
-    if len(angular_sampling) != 2:
-        raise ValueError(f"angular_sampling = {angular_sampling!r}: need two values (kx, ky)")
-    if not crop_mrad > 0:
-        raise ValueError(f"reduction.crop_mrad = {crop_mrad!r}: must be positive")
-    index: list[slice] = []
-    for axis, (n, sampling) in enumerate(zip(cbed.shape[-2:], angular_sampling, strict=True)):
-        if not sampling > 0:
-            raise ValueError(f"angular_sampling = {angular_sampling!r}: must be positive")
-        m = int(math.floor(crop_mrad / sampling + _TOL))
-        c = n // 2
-        reach = min(c, n - 1 - c)  # whole pixels on both sides of the centre
-        if m > reach:
-            raise ValueError(
-                f"reduction.crop_mrad = {crop_mrad:g}: exceeds the detector on axis k"
-                f"{'xy'[axis]} ({n} pixels of {sampling:.4g} mrad reach "
-                f"{reach * sampling:.2f} mrad on both sides of the centre)"
-            )
-        index.append(slice(c - m, c + m + 1))
-    return cbed[(..., *index)]
 
 
 def bin_slices(n: int, b: int) -> tuple[int, int]:
@@ -159,15 +123,16 @@ def reduce_params(reduction: Mapping[str, Any]) -> dict[str, Any]:
 def _select_x(
     scan_x: np.ndarray, settings: Mapping[str, Any], window: list[float] | None, path: Path
 ) -> tuple[np.ndarray, float]:
-    """Boolean mask of the kept scan columns and the interface x (Angstrom)."""
-    from interface4d.simulate import scan_window
+    """Boolean mask of the kept scan columns and the interface x (Angstrom). ``scan_x``: the
+    positions the file holds (the band ``simulation.store`` kept, the whole scan if full)."""
+    from interface4d.simulate import stored_window
     from interface4d.structures import interface_x
 
     st = settings["structure"]
     xc = interface_x(st["interface_layer"], st["lattice_constant"])
     if window is None:
         return np.ones(scan_x.shape, dtype=bool), xc
-    (x0, _), (x1, _) = scan_window(settings)
+    x0, x1 = stored_window(settings)
     lo, hi = xc + window[0], xc + window[1]
     if lo < x0 - _TOL or hi > x1 + _TOL:
         raise ValueError(
@@ -175,7 +140,7 @@ def _select_x(
             f"([{x0 - xc:.4g}, {x1 - xc:.4g}] A from the interface)"
         )
     rel = scan_x - xc
-    keep = (rel >= window[0] - _TOL) & (rel < window[1] - _TOL)
+    keep = band_mask(rel, window)
     if not keep.any():
         raise ValueError(
             f"reduction.window_x = {window}: keeps no probe position of {path} (positions at "

@@ -25,14 +25,20 @@ from interface4d.physics import nz_for_thickness
 
 # Simulation keys that change how a cell is computed, not what: never part of its settings.
 EXECUTION_KEYS = ("device", "threads", "max_batch")
+# What a cell's simulation file keeps (``simulation.store``, ``store_crop_mrad``,
+# ``store_window_x``): not in the cell's settings as written. Its ``stored`` entry says what the
+# file holds instead (:func:`stored_part`), so a cell reruns when what it stores changes (full
+# <-> cropped, another stored angle or band) and not otherwise (cropped <-> none: the same file,
+# kept or removed once reduced; the store keys under full).
+STORE_KEYS = ("store", "store_crop_mrad", "store_window_x")
 # The keys of the ``reduction`` block that decide a reduced file; the others (val_fraction,
 # split, split_seed) decide only the train/validation split of the datasets.
 REDUCE_KEYS = ("crop_mrad", "bin", "window_x")
 
 # Library modules whose source decides what a simulated cell contains. Their hash is part of
 # every cell's settings, so a real edit reruns the cells and a fresh clone (new mtimes) does not.
-PHYSICS_MODULES = ("structures.py", "simulate.py", "h5io.py", "emd.py")
-REDUCE_MODULES = ("reduce.py", "h5io.py", "provenance.py")
+PHYSICS_MODULES = ("structures.py", "simulate.py", "cropping.py", "h5io.py", "emd.py")
+REDUCE_MODULES = ("reduce.py", "cropping.py", "h5io.py", "provenance.py")
 GATHER_MODULES = ("datasets.py", "reduce.py", "h5io.py", "provenance.py")
 TRAIN_MODULES = (
     "datasets.py",
@@ -128,7 +134,7 @@ def settings_maker(config: Mapping[str, Any], code: str | None = None) -> Callab
             cell = parse_cell(cell)
         cell_id = cell.id
         own = effective_config(config, cell_id)  # the config itself where no override matches
-        st, sim = shared if own is config else _physics_blocks(own)
+        st, sim, stored = shared if own is config else _physics_blocks(own)
         nz = nz_for_thickness(cell.thickness, st["lattice_constant"])
         settings = {
             "cell": cell_id,
@@ -140,6 +146,7 @@ def settings_maker(config: Mapping[str, Any], code: str | None = None) -> Callab
             "simulation": sim,
             "step_depth": cell.depth,
             "step_fraction": (cell.depth / nz) if cell.kind == "step" else None,
+            "stored": stored,
             "structure": st,
             "structure_seed": stable_seed("structure", cell_id),
             "thickness": float(cell.thickness),
@@ -150,13 +157,36 @@ def settings_maker(config: Mapping[str, Any], code: str | None = None) -> Callab
     return make
 
 
-def _physics_blocks(config: Mapping[str, Any]) -> tuple[dict, dict]:
-    """The sorted ``structure`` block and the ``simulation`` block without its execution keys
-    (device, threads, batching) of one (effective) config."""
-    sim = {k: v for k, v in config["simulation"].items() if k not in EXECUTION_KEYS}
+def _physics_blocks(config: Mapping[str, Any]) -> tuple[dict, dict, dict | None]:
+    """The sorted ``structure`` block, the ``simulation`` block without its execution and store
+    keys (device, threads, batching; what the file keeps) and :func:`stored_part` of one
+    (effective) config."""
+    drop = (*EXECUTION_KEYS, *STORE_KEYS)
+    sim = {k: v for k, v in config["simulation"].items() if k not in drop}
     if sim.get("method") != "prism":
         sim.pop("prism_interpolation", None)
-    return _sorted(config["structure"]), _sorted(sim)
+    stored = stored_part(config["simulation"], config.get("reduction") or {})
+    return _sorted(config["structure"]), _sorted(sim), stored
+
+
+def stored_part(simulation: Mapping[str, Any], reduction: Mapping[str, Any]) -> dict | None:
+    """What a cell's simulation file holds: None for ``store: full`` (every probe position, the
+    detector out to ``detector_max_angle``); else ``{"crop_mrad": A, "window_x": [start, end]
+    or None}``, the CBED within A mrad of its centre and the probe positions in the band
+    (Angstrom from the interface; None: the whole scan). The store keys left null take the
+    reduction's ``crop_mrad`` and ``window_x``: exactly what the campaign's reduction reads."""
+    if simulation["store"] == "full":
+        return None
+    crop = simulation["store_crop_mrad"]
+    window = simulation["store_window_x"]
+    if crop is None:
+        crop = reduction["crop_mrad"]
+    if window is None:
+        window = reduction["window_x"]
+    return {
+        "crop_mrad": float(crop),
+        "window_x": None if window is None else [float(w) for w in window],
+    }
 
 
 def matching_overrides(config: Mapping[str, Any], cell_id: str) -> list[Mapping[str, Any]]:

@@ -2,12 +2,15 @@
 
 One call builds the cell's structure in-process, simulates a scan band across the interface
 and writes ``<cell>.h5`` atomically (:mod:`interface4d.h5io`) with the structure, the scan
-positions, samplings, every parameter, versions, seeds and wall times. TensorFlow is never
+positions, samplings, every parameter, versions, seeds and wall times. The file keeps what the
+cell's ``stored`` setting says (``simulation.store``): the whole 4D array, or the CBED centre
+and the probe band that the reductions read (:func:`keep_stored`). TensorFlow is never
 imported here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from interface4d import versions
+from interface4d.cropping import band_mask, crop_center
 from interface4d.emd import add_datacube
 from interface4d.h5io import FORMAT, atomic_h5, flatten, set_attrs, write_cbed
 from interface4d.structures import build_from_settings, interface_x
@@ -56,6 +60,43 @@ def scan_window(settings: Mapping[str, Any]) -> tuple[tuple[float, float], tuple
         xc = interface_x(st["interface_layer"], a)
         x0, x1 = xc + window[0], xc + window[1]
     return (x0, 0.0), (x1, a)
+
+
+def stored_window(settings: Mapping[str, Any]) -> tuple[float, float]:
+    """(start, end) along x in Angstrom of the probe positions a cell's file holds: the scan
+    (:func:`scan_window`) or, with a cropped store, the stored band inside it."""
+    (x0, _), (x1, _) = scan_window(settings)
+    stored = settings.get("stored")
+    if stored and stored["window_x"] is not None:
+        st = settings["structure"]
+        xc = interface_x(st["interface_layer"], st["lattice_constant"])
+        x0, x1 = max(x0, xc + stored["window_x"][0]), min(x1, xc + stored["window_x"][1])
+    return x0, x1
+
+
+def keep_stored(result: Simulation, settings: Mapping[str, Any]) -> Simulation:
+    """What the cell's file keeps of ``result`` (its ``stored`` setting): all of it, or the CBED
+    within the stored angle and the probe positions in the stored band, cut by the reduction's
+    own rules (:mod:`interface4d.cropping`), so that any reduction within them reads the same
+    numbers from this file as from the full one."""
+    stored = settings.get("stored")
+    if not stored:
+        return result
+    cbed, scan_x = result.cbed, result.scan_x
+    if stored["window_x"] is not None:
+        st = settings["structure"]
+        rel = scan_x - interface_x(st["interface_layer"], st["lattice_constant"])
+        keep = band_mask(rel, stored["window_x"])
+        if not keep.any():
+            raise ValueError(
+                f"simulation.store_window_x = {stored['window_x']}: keeps no probe position "
+                f"(positions at {np.round(rel, 4).tolist()} A from the interface)"
+            )
+        cbed, scan_x = cbed[keep], scan_x[keep]
+    cbed = crop_center(
+        cbed, stored["crop_mrad"], result.angular_sampling, key="simulation.store_crop_mrad"
+    )
+    return dataclasses.replace(result, cbed=np.ascontiguousarray(cbed), scan_x=scan_x)
 
 
 def _configure_abtem(device: str, precision: str, threads: int) -> None:
@@ -214,6 +255,7 @@ def simulate_cell(
             max_batch=max_batch,
             fftw_wisdom=fftw_wisdom,
         )
+        result = keep_stored(result, settings)  # what simulation.store keeps
         t_write = time.perf_counter()
         write_cbed(fh, "cbed", result.cbed)
         fh["cbed"].attrs["axes"] = json.dumps(["scan_x", "scan_y", "kx", "ky"])

@@ -29,6 +29,7 @@ from interface4d.settings import (  # noqa: E402
     GATHER_MODULES,
     REDUCE_KEYS,
     REDUCE_MODULES,
+    STORE_KEYS,
     TRAIN_MODULES,
     JsonDict,
     code_hash,
@@ -102,6 +103,12 @@ for _c in CELLS:
 
 def cells_of_thickness(thickness, kind=None):
     return list(CELLS_BY.get((thickness, kind), []))
+
+
+def sim_output(path):
+    """A simulation file: a temp() output with `store: none` (removed by Snakemake once every
+    job reading it is done: its block's reduction, the thickness's scan figure)."""
+    return temp(path) if config["simulation"]["store"] == "none" else path
 
 
 def showcase_cell(wildcards):
@@ -311,13 +318,14 @@ def _canonical(x):
 
 def card_params():
     """The config blocks the model card reads (beam, lattice, scan, augmentation), canonical
-    and without the execution settings (device, threads, batching), which change no model.
+    and without the execution settings (device, threads, batching) and what the simulation
+    files keep (simulation.store), which change no model.
     """
     blocks = copy.deepcopy({k: config[k] for k in CARD_BLOCKS if k in config})
     for sim in [blocks["simulation"]] + [
         o.get("simulation", {}) for o in blocks.get("overrides") or []
     ]:
-        for key in EXECUTION_KEYS:
+        for key in (*EXECUTION_KEYS, *STORE_KEYS):
             sim.pop(key, None)
     return JsonDict(_canonical(blocks))
 

@@ -3,11 +3,13 @@
 # device, threads, batching and the launcher (a GPU per cell when simulating on GPUs) are
 # resources, so moving laptop <-> cluster reruns nothing. Every resource here is a constant:
 # Snakemake evaluates a callable (or a profile's string) once per job, 14,000 times at scale.
+# What the file keeps is the cell's `stored` setting (simulation.store); with `store: none` it
+# is a temp() output, removed once its block is reduced (and the scan figure drawn).
 
 
 rule simulate:
     output:
-        f"{RESULTS}/sims/{{cell}}.h5",
+        sim_output(f"{RESULTS}/sims/{{cell}}.h5"),
     log:
         f"{RESULTS}/logs/simulate/{{cell}}.log",
     benchmark:
