@@ -11,6 +11,20 @@ import yaml
 from support.workflow import BIN, env
 
 
+def start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
+    """``snakemake ARGS`` started in ``workdir`` in its own process group (so that a test can
+    kill the whole run), its output merged into one text pipe."""
+    return subprocess.Popen(
+        [str(BIN / "snakemake"), *args],
+        cwd=workdir,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 600):
     proc = subprocess.run(
         [str(BIN / "snakemake"), "--cores", "2", *args],

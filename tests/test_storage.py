@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,9 +21,9 @@ from interface4d import reduce, simulate
 from interface4d.config import ConfigError, validate_config
 from interface4d.grid import enumerate_cells
 from interface4d.settings import cell_settings
-from support.workflow import BIN, ROOT, copy_workflow, env
+from support.workflow import ROOT, copy_workflow
 
-from .helpers import planned, snakemake, write_config
+from .helpers import planned, snakemake, start_snakemake, write_config
 
 TINY = ROOT / "tests/configs/tiny.yaml"
 CELL = "t40/step-d3"
@@ -240,15 +239,7 @@ def test_none_campaign_killed_loses_nothing_that_is_not_recomputed(tiny_campaign
     assert not list((res / "sims").rglob("*.h5"))  # removed once reduced
     reduced_at = (res / "reduced/t40/step.h5").stat().st_mtime_ns
 
-    proc = subprocess.Popen(
-        [str(BIN / "snakemake"), "--cores", "1", *TARGETS, "--configfile", "store.yaml"],
-        cwd=wd,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_snakemake(wd, "--cores", "1", *TARGETS, "--configfile", "store.yaml")
     deadline = time.time() + 240
 
     def progressed() -> bool:  # a cell being written, after one of this run's cells finished

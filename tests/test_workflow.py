@@ -18,9 +18,9 @@ import h5py
 import pytest
 import yaml
 
-from support.workflow import BIN, ROOT, copy_workflow, env
+from support.workflow import ROOT, copy_workflow
 
-from .helpers import planned, snakemake, write_config
+from .helpers import planned, snakemake, start_snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -294,15 +294,7 @@ def start_killable_campaign(dest: Path) -> tuple[Path, subprocess.Popen]:
     cfg["simulation"]["scan"]["gpts"] = [16, 4]
     write_config(wd / "kill.yaml", cfg)
     cmd = ["--cores", "1", "--configfile", "kill.yaml", "--until", "simulate"]
-    proc = subprocess.Popen(
-        [str(BIN / "snakemake"), *cmd],
-        cwd=wd,
-        env=env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_snakemake(wd, *cmd)
     return wd, proc
 
 
