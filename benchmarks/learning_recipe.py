@@ -174,21 +174,12 @@ def fold_dataset(src: Path, dst: Path, held: set[str]) -> None:
 
 def draw_inputs(x: np.ndarray, uids, augment: dict, k: int) -> np.ndarray:
     """Validation draw ``k`` of examples ``x``: k = 0 is the evaluation's own (training's
-    development draw), k > 0 further draws of dose (log-uniform in the training range) and
-    rotation from their own streams."""
+    development draw), k > 0 the evaluation's further draws ``"val:k"``
+    (:func:`interface4d.validation.augment_for_eval`)."""
     sys.path.insert(0, str(ROOT / "src"))
-    from interface4d import augment as aug
     from interface4d.validation import augment_for_eval
 
-    if k == 0:
-        return augment_for_eval(x, uids, augment, "val")
-    out = np.empty(x.shape, np.float32)
-    for j, u in enumerate(uids):
-        rng = np.random.default_rng([int(augment["val_seed"]), aug.VAL_STREAM, int(u), int(k)])
-        dose = aug.draw_dose(rng, augment["dose"])
-        angle = aug.draw_angle(rng, float(augment["rotation_deg"]))
-        out[j] = aug.poisson_noise(aug.rotate_patterns(x[j], angle), dose, rng)
-    return out
+    return augment_for_eval(x, uids, augment, "val" if k == 0 else f"val:{k}")
 
 
 def fold_errors(

@@ -116,7 +116,7 @@ def warm_start_skip(
     kernel, bias = skip.get_weights()
     skip.set_weights([w.reshape(kernel.shape).astype(kernel.dtype), np.full_like(bias, b)])
     skip.trainable = False
-    fitted = np.asarray(model.predict(x, batch_size=batch, verbose=0)).reshape(-1)
+    fitted = c + f @ w + b  # the model's output now (no dropout at inference)
     return {
         "method": "ridge on y - CNN(x), columns standardised, strength by grouped folds over "
         "the training cells; the path then frozen",
