@@ -14,12 +14,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 from interface4d import emd, export, simulate
+from interface4d.resimulate import ResimulationError
 from support import py4dstem
-from support.workflow import env
+from support.workflow import ROOT, env
 
 CELL = "t40/step-d3"
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 
 # Run in the py4DSTEM venv on each path given: what py4DSTEM.read returns, as JSON.
 READ_DATACUBE = """
@@ -206,16 +209,17 @@ def test_export_refuses_a_bad_cell_in_one_line_naming_cell_and_file(tmp_path):
     sims.mkdir(parents=True)
     with h5py.File(sims / "step-d2.h5", "w") as fh:  # a killed job's file: no 'complete'
         fh.attrs["cell"] = "t40/step-d2"
+    listing = f"interface4d validate {TINY} --list lists"
     cases = {
-        "t40/step-d9": "no simulation file",
-        "t40/nonsense": "not a cell id",
-        "t40/step-d2": "is incomplete",
+        "t40/step-d9": ("not a cell of the campaign", listing),  # no file, not in the grid
+        "t40/nonsense": ("not a cell id", str(tmp_path / "sims" / "t40/nonsense.h5")),
+        "t40/step-d2": ("is incomplete", str(tmp_path / "sims" / "t40/step-d2.h5")),
     }
-    for cell, what in cases.items():
-        with pytest.raises(export.ExportError) as err:
-            export.export_cell(cell, "emd", results=tmp_path)
+    for cell, (what, where) in cases.items():
+        with pytest.raises((export.ExportError, ResimulationError)) as err:
+            export.export_cell(cell, "emd", results=tmp_path, configfile=TINY)
         text = str(err.value)
-        assert what in text and cell in text and str(tmp_path / "sims" / f"{cell}.h5") in text
+        assert what in text and cell in text and where in text, text
         assert "\n" not in text
     with pytest.raises(export.ExportError, match="x.bin"):
         export.export_emd(sims / "step-d2.h5", tmp_path / "x.bin")
@@ -223,14 +227,135 @@ def test_export_refuses_a_bad_cell_in_one_line_naming_cell_and_file(tmp_path):
         fh.attrs["complete"] = True
     with pytest.raises(export.ExportError, match="is its simulation file"):
         export.export_cell("t40/step-d1", "emd", output=sims / "step-d1.h5", results=tmp_path)
-    # through the command line: exit 2 and the one line, no traceback
-    proc = _export(tmp_path, "t40/step-d9", "--format", "zarr")
+    # through the command line: exit 2 and the one line, no traceback, nothing written
+    proc = _export(tmp_path, "t40/step-d9", "--format", "zarr", "--configfile", str(TINY))
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"interface4d export: error: cell t40/step-d9: no simulation file "
-        f"{tmp_path / 'sims' / 't40' / 'step-d9.h5'} (simulate the cell first)"
+        f"interface4d export: error: cell t40/step-d9: not a cell of the campaign {TINY} "
+        f"({listing} them)"
     ]
     assert not (tmp_path / "export").exists()
+
+
+def _store_none(tmp_path: Path, **simulation) -> tuple[Path, Path]:
+    """The tiny campaign's config with ``store: none`` (and ``simulation`` changed) and its
+    results folder in ``tmp_path``, empty: (config, results)."""
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["simulation"].update(store="none", **simulation)
+    cfg["results"] = str(tmp_path / "results")
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "none.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    (tmp_path / "results").mkdir()
+    return config, tmp_path / "results"
+
+
+@pytest.mark.slow
+def test_export_under_store_none_simulates_the_cell_again_bit_for_bit(tiny_campaign, tmp_path):
+    """No simulation file (store none): export simulates the cell again as the campaign's
+    simulate job did, and the EMD file holds the whole scan of the workflow's own simulation
+    (the tiny campaign's, store full) bit for bit, calibrated, with its settings checked
+    against those the campaign's reduced block recorded."""
+    from emdfile.classes import Array
+
+    config, results = _store_none(tmp_path)
+    (results / "reduced").symlink_to(tiny_campaign / "results" / "reduced")
+    proc = subprocess.run(
+        [sys.executable, "-m", "interface4d", "export", CELL, "--format", "emd"]
+        + ["--configfile", str(config)],  # the results folder: the config's
+        capture_output=True,
+        text=True,
+        env=env(OMP_NUM_THREADS="1"),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = results / "export" / f"{CELL}.emd"
+    assert f"{CELL} -> {out}" in proc.stdout
+    sims = results / "sims" / f"{CELL}.h5"
+    for progress in (
+        f"cell {CELL}: no simulation file {sims} (simulation.store = none)",
+        f"cell {CELL}: simulating it again as the campaign's simulate job does ({config}; cpu",
+        f"cell {CELL}: simulated in",
+        f"cell {CELL}: exported -> {out}",
+    ):
+        assert progress in proc.stderr, proc.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]  # the temporary file gone
+    assert not (results / "sims").exists()
+
+    campaign = ours(tiny_campaign / "results" / "sims" / f"{CELL}.h5")
+    mine = ours(out)
+    np.testing.assert_array_equal(mine["cbed"], campaign["cbed"])  # bit for bit, whole scan
+    for key in ("scan_x", "scan_y", "scan_step", "inv_a", "mrad"):
+        np.testing.assert_array_equal(mine[key], campaign[key])
+    assert json.loads(mine["attrs"]["settings"]) == json.loads(campaign["attrs"]["settings"])
+    assert mine["attrs"]["exported_from"] == f"re-simulated (no simulation file {sims})"
+    record = json.loads(mine["attrs"]["resimulated"])
+    assert record["campaign_store"] == "none" and record["config"] == str(config)
+    assert record["campaign_stored"] == {"crop_mrad": 24.0, "window_x": None}
+    assert record["campaign_settings"] == (
+        f"settings equal to those recorded in {results / 'reduced' / 't40' / 'step.h5'}"
+    )
+    assert (record["device"], record["threads"], record["max_batch"]) == ("cpu", 1, 16)
+    assert record["identical_to_campaign"].startswith("the campaign's simulate job of this cell")
+    # emdfile reads the DataCube: the whole array, its axes calibrated (A, A, 1/A, 1/A)
+    with h5py.File(out, "r") as fh:
+        cube = Array.from_h5(fh[f"{emd.ROOT}/{emd.NODE}"])
+        data = np.asarray(cube.data)
+    nx, ny, nk, nm = campaign["cbed"].shape
+    assert data.shape == (nx, ny, nk, nm) == (8, 2, nk, nm)
+    np.testing.assert_array_equal(data, campaign["cbed"])
+    assert [str(u) for u in cube.dim_units] == ["A", "A", "A^-1", "A^-1"]
+    dk = campaign["inv_a"]
+    starts = [campaign["scan_x"][0], campaign["scan_y"][0], -(nk // 2) * dk[0], -(nm // 2) * dk[1]]
+    steps = [*campaign["scan_step"], *dk]
+    for dim, start, step in zip(cube.dims, starts, steps, strict=True):
+        assert dim[0] == pytest.approx(start, abs=1e-12)
+        assert dim[1] - dim[0] == pytest.approx(step, rel=1e-9)
+
+
+def test_export_refuses_another_config_than_the_campaigns_before_simulating(tmp_path):
+    """The campaign's reduced block recorded the cell's settings: a config that gives other
+    settings is one line naming the key and both values, and nothing is simulated."""
+    from interface4d.h5io import set_attrs
+    from interface4d.resimulate import job_settings, load_campaign
+
+    config, results = _store_none(tmp_path)
+    recorded = job_settings(load_campaign(config), CELL)
+    block = results / "reduced" / "t40" / "step.h5"
+    block.parent.mkdir(parents=True)
+    with h5py.File(block, "w") as fh:
+        set_attrs(fh.create_group(CELL), {"settings": recorded})
+        fh.attrs["complete"] = True
+    other, _ = _store_none(tmp_path / "other", energy=200000.0)
+    with pytest.raises(ResimulationError) as err:
+        export.export_cell(CELL, "emd", results=results, configfile=other)
+    assert str(err.value) == (
+        f"cell {CELL}: {other} gives settings.simulation.energy = 200000.0, the campaign "
+        f"simulated it with 300000 ({block}); give the campaign's config (--configfile)"
+    )
+    assert list((results / "export" / "t40").iterdir()) == []
+
+
+def test_export_reads_a_kept_file_and_simulates_a_cropped_one_again_only_for_full(tmp_path):
+    """What export reads by store: a full file, or a cropped one as it is; --full asks for the
+    whole detector and scan, which a cropped file lacks (store cropped) and no file has."""
+    sims = tmp_path / "sims" / "t40"
+    sims.mkdir(parents=True)
+    stored = {"crop_mrad": 24.0, "window_x": None}
+    for name, kept in (("step-d3", None), ("step-d7", stored)):
+        with h5py.File(sims / f"{name}.h5", "w") as fh:
+            fh.attrs["settings"] = json.dumps({"stored": kept})
+            fh.attrs["complete"] = True
+    reason = export.resimulation_reason
+    assert reason(sims / "step-d3.h5", CELL, full=False) is None
+    assert reason(sims / "step-d3.h5", CELL, full=True) is None
+    assert reason(sims / "step-d7.h5", "t40/step-d7", full=False) is None
+    assert reason(sims / "step-d7.h5", "t40/step-d7", full=True) == (
+        f"{sims / 'step-d7.h5'} keeps only {json.dumps(stored)} (simulation.store) and --full "
+        "was asked"
+    )
+    missing = sims / "diffusion-ti0.2-s1.h5"
+    assert reason(missing, "t40/diffusion-ti0.2-s1", full=False) == f"no simulation file {missing}"
 
 
 def test_a_failed_folder_export_leaves_the_old_store_and_no_part(tmp_path):

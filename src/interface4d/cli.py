@@ -148,14 +148,41 @@ def cmd_model_card(args) -> int:
 
 def cmd_export(args) -> int:
     from interface4d.export import ExportError, export_cell
+    from interface4d.resimulate import ResimulationError
 
+    _setup_logging()  # a re-simulation's progress on stderr
     try:
-        out = export_cell(args.cell, args.format, args.output, results=args.results)
-    except (ExportError, OSError) as exc:
+        out = export_cell(
+            args.cell,
+            args.format,
+            args.output,
+            results=args.results,
+            configfile=args.configfile,
+            full=args.full,
+            device=args.device,
+        )
+    except (ExportError, ResimulationError, ConfigError, OSError) as exc:
         print(f"interface4d export: error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.cell} -> {out} ({args.format})")
     return 0
+
+
+EXPORT_EPILOG = """\
+what a cell's export reads, by simulation.store of the campaign:
+  full     its file <results>/sims/<cell>.h5: the whole detector and scan
+  cropped  its file, which holds the stored CBED centre and probe band only; with --full
+           the cell is simulated again (the whole detector and scan)
+  none     (the default store) the campaign keeps no file: the cell is simulated again,
+           the whole detector and scan
+A re-simulation runs the campaign's simulate job in this process (the settings, seeds,
+device, threads, max_batch and FFTW wisdom folder the workflow uses, from --configfile) into
+a temporary file beside the output, removed once exported; progress goes to stderr, and the
+export's provenance ('resimulated') records why and how. With the same device and FFT plans
+it is bit for bit what the campaign computed. Where the campaign's reduced block holds the
+cell, the config's settings are checked against those it recorded. Valid cells:
+interface4d validate CONFIG --list.
+"""
 
 
 # Commands whose modules import TensorFlow or pandas: each brings its own parser, loaded only
@@ -279,11 +306,35 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     ex = sub.add_parser(
         "export",
         help="one simulated cell as EMD 1.0 (py4DSTEM, rosettasciio) or an abTEM zarr store",
+        description="Export one cell of the campaign (simulated again where the campaign kept "
+        "no file for it: see below).",
+        epilog=EXPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ex.add_argument("cell", help="cell id, e.g. t100/step-d5 (the file <results>/sims/<cell>.h5)")
     ex.add_argument("--format", required=True, choices=["emd", "zarr"])
     ex.add_argument("-o", "--output", help="default: <results>/export/<cell>.emd|.zarr")
-    ex.add_argument("--results", default="results", help="the campaign's results folder")
+    ex.add_argument(
+        "--configfile",
+        "--config",
+        dest="configfile",
+        metavar="FILE",
+        help="the campaign config, as given to snakemake --configfile (default: config.yaml)",
+    )
+    ex.add_argument(
+        "--results", help="the campaign's results folder (default: the config's 'results')"
+    )
+    ex.add_argument(
+        "--full",
+        action="store_true",
+        help="the whole detector and scan: simulate the cell again if its file is cropped",
+    )
+    ex.add_argument(
+        "--device",
+        choices=["cpu", "gpu"],
+        help="where a re-simulation runs (default: the config's simulation.device; the "
+        "campaign's bits need the campaign's device)",
+    )
     ex.set_defaults(func=cmd_export)
     return p
 

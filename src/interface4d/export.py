@@ -12,20 +12,35 @@
   ``abtem.from_zarr(path)`` reads it back (abTEM's ``to_hyperspy`` converts it further).
 
 Both outputs carry provenance (source file and its sha256, the cell's settings, versions,
-time) and are written atomically. A cell id that is malformed or has no complete simulation
-file is an :class:`ExportError` naming the cell and the file.
+time) and are written atomically.
+
+:func:`export_cell` exports any cell of the campaign under every ``simulation.store``: it
+exports the cell's file ``<results>/sims/<cell>.h5`` where there is one (``full``: the whole
+array; ``cropped``: the stored part), and otherwise (``none``: the campaign keeps no file), or
+for ``full=True`` when the file is cropped, simulates the cell again as the workflow's
+``simulate`` job does (:mod:`interface4d.resimulate`: the campaign config's settings, seeds and
+execution settings; the whole detector and scan) into a temporary file beside the output,
+exports that and removes it; the export's provenance says so (``resimulated``). A malformed id,
+a cell not in the campaign or an incomplete file is an :class:`ExportError` (or a
+:class:`~interface4d.resimulate.ResimulationError`) of one line naming the cell and the file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from interface4d.resimulate import Campaign
+
+log = logging.getLogger("interface4d.export")
 
 FORMATS = ("emd", "zarr")
 EMD_SUFFIXES = (".emd", ".h5", ".hdf5", ".py4dstem")  # the extensions py4DSTEM.read accepts
@@ -35,54 +50,84 @@ class ExportError(ValueError):
     """A cell or an output that cannot be exported (one line, naming the cell and the file)."""
 
 
-def sim_path(results: str | Path, cell: str) -> Path:
-    """``<results>/sims/<cell>.h5`` of a well-formed cell id that has a complete file."""
-    import h5py
-
+def sim_path(results: str | Path, cell: str, configfile: str | Path | None = None) -> Path:
+    """``<results>/sims/<cell>.h5`` of a well-formed cell id (the file may be absent)."""
     from interface4d.grid import parse_cell
+    from interface4d.resimulate import DEFAULT_CONFIG
 
     path = Path(results) / "sims" / f"{cell}.h5"
     try:
         parse_cell(cell)
     except ValueError as exc:
-        raise ExportError(f"{exc}: no simulation file {path}") from None
+        raise ExportError(
+            f"{exc}: no simulation file {path} (interface4d validate "
+            f"{configfile or DEFAULT_CONFIG} --list lists the campaign's cells)"
+        ) from None
+    return path
+
+
+def resimulation_reason(path: Path, cell: str, full: bool) -> str | None:
+    """Why the cell must be simulated again to be exported (None: export ``path``): no file,
+    or ``full`` asked of a cropped one. An incomplete file is an :class:`ExportError`."""
+    import h5py
+
     if not path.is_file():
-        raise ExportError(f"cell {cell}: no simulation file {path} (simulate the cell first)")
+        return f"no simulation file {path}"
     with h5py.File(path, "r") as fh:
         if not fh.attrs.get("complete", False):
             raise ExportError(f"cell {cell}: {path} is incomplete (no 'complete' mark)")
-    return path
+        stored = json.loads(fh.attrs.get("settings", "{}")).get("stored")
+    if full and stored:
+        return f"{path} keeps only {json.dumps(stored)} (simulation.store) and --full was asked"
+    return None
 
 
 def default_output(results: str | Path, cell: str, fmt: str) -> Path:
     return Path(results) / "export" / f"{cell}.{fmt}"
 
 
-def _provenance(source: Path, *modules: str) -> dict[str, Any]:
+def _provenance(
+    source: Path, modules: tuple[str, ...], resimulated: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Where the export came from: the source file and its sha256, or (``resimulated``) the
+    re-simulation's record; the time and the versions of ``modules``."""
     from interface4d import versions
     from interface4d.provenance import file_sha256
 
+    if resimulated is None:
+        origin = {"exported_from": str(source), "exported_from_sha256": file_sha256(source)}
+    else:
+        origin = {
+            "exported_from": f"re-simulated ({resimulated['reason']})",
+            "resimulated": resimulated,
+        }
     return {
-        "exported_from": str(source),
-        "exported_from_sha256": file_sha256(source),
+        **origin,
         "exported": datetime.now(UTC).isoformat(timespec="seconds"),
         "export_versions": versions(*modules),
     }
 
 
-def export_emd(source: str | Path, output: str | Path) -> Path:
+def _check_emd_name(output: Path) -> None:
+    if output.suffix.lower() not in EMD_SUFFIXES:
+        raise ExportError(
+            f"output {output}: py4DSTEM reads EMD files ending {', '.join(EMD_SUFFIXES)}"
+        )
+
+
+def export_emd(
+    source: str | Path, output: str | Path, resimulated: dict[str, Any] | None = None
+) -> Path:
     """Copy the simulation file ``source`` to ``output`` (atomically) as a standalone EMD 1.0
-    file (see the module doc). ``output`` ends in one of :data:`EMD_SUFFIXES`."""
+    file (see the module doc). ``output`` ends in one of :data:`EMD_SUFFIXES`.
+    ``resimulated``: ``source`` is a re-simulation, recorded so (:func:`_provenance`)."""
     import h5py
 
     from interface4d.emd import EMD_HEADER, add_datacube
     from interface4d.h5io import atomic_h5, set_attrs
 
     source, output = Path(source), Path(output)
-    if output.suffix.lower() not in EMD_SUFFIXES:
-        raise ExportError(
-            f"output {output}: py4DSTEM reads EMD files ending {', '.join(EMD_SUFFIXES)}"
-        )
+    _check_emd_name(output)
     with h5py.File(source, "r") as src, atomic_h5(output) as dst:
         for name, item in src.items():
             if item.attrs.get("emd_group_type") != "root":  # remade over the copied cbed
@@ -90,7 +135,7 @@ def export_emd(source: str | Path, output: str | Path) -> Path:
         for key, value in src.attrs.items():
             if key not in (*EMD_HEADER, "complete"):
                 dst.attrs[key] = value
-        set_attrs(dst, _provenance(source, "emdfile", "h5py", "numpy"))
+        set_attrs(dst, _provenance(source, ("emdfile", "h5py", "numpy"), resimulated))
         add_datacube(dst)
     return output
 
@@ -152,11 +197,14 @@ def diffraction_patterns(source: str | Path):
     )
 
 
-def export_zarr(source: str | Path, output: str | Path) -> Path:
+def export_zarr(
+    source: str | Path, output: str | Path, resimulated: dict[str, Any] | None = None
+) -> Path:
     """Write the cell ``source`` to the zarr folder store ``output`` (atomically) with abTEM's
     ``to_zarr``; its metadata carry the provenance (``interface4d_*`` keys)."""
     patterns = diffraction_patterns(source)
-    for key, value in _provenance(Path(source), "abtem", "h5py", "numpy").items():
+    provenance = _provenance(Path(source), ("abtem", "h5py", "numpy"), resimulated)
+    for key, value in provenance.items():
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
         patterns.metadata[f"interface4d_{key}"] = text
     with atomic_dir(output) as tmp:
@@ -165,14 +213,60 @@ def export_zarr(source: str | Path, output: str | Path) -> Path:
 
 
 def export_cell(
-    cell: str, fmt: str, output: str | Path | None = None, results: str | Path = "results"
+    cell: str,
+    fmt: str,
+    output: str | Path | None = None,
+    results: str | Path | None = None,
+    configfile: str | Path | None = None,
+    full: bool = False,
+    device: str | None = None,
 ) -> Path:
-    """Export the simulated cell ``cell`` of the campaign in ``results`` as ``fmt`` (``emd`` or
-    ``zarr``) to ``output`` (default ``<results>/export/<cell>.<fmt>``). Returns the path."""
+    """Export the cell ``cell`` of the campaign as ``fmt`` (``emd`` or ``zarr``) to ``output``
+    (default ``<results>/export/<cell>.<fmt>``); returns the path. ``results``: the campaign's
+    results folder (default the config's ``results``); ``configfile``: the campaign config
+    (default ``config.yaml``), read only when ``results`` is not given or the cell is simulated
+    again (module doc); ``full``: the whole detector and scan, simulating a cropped cell again;
+    ``device``: where a re-simulation runs (default the config's ``simulation.device``)."""
+    from interface4d.resimulate import load_campaign, require_cell
+
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r}: one of {', '.join(FORMATS)}")
-    source = sim_path(results, cell)
+    campaign = None if results is not None else load_campaign(configfile)
+    results = Path(results) if results is not None else campaign.results
+    source = sim_path(results, cell, configfile)
     output = Path(output) if output else default_output(results, cell, fmt)
     if output.resolve() == source.resolve():
         raise ExportError(f"cell {cell}: the output {output} is its simulation file")
-    return (export_emd if fmt == "emd" else export_zarr)(source, output)
+    write = export_emd if fmt == "emd" else export_zarr
+    if fmt == "emd":  # before any simulation: a wrong name fails at once
+        _check_emd_name(output)
+    reason = resimulation_reason(source, cell, full)
+    if reason is None:
+        return write(source, output)
+    campaign = campaign or load_campaign(configfile)
+    require_cell(campaign, cell)
+    log.info("cell %s: %s (simulation.store = %s)", cell, reason, campaign.store)
+    with _resimulated(campaign, cell, output, results, device) as (tmp, record):
+        record["reason"] = reason
+        write(tmp, output, record)
+    log.info("cell %s: exported -> %s", cell, output)
+    return output
+
+
+@contextlib.contextmanager
+def _resimulated(
+    campaign: Campaign, cell: str, output: Path, results: Path, device: str | None
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """The cell simulated again into a temporary file beside ``output`` (removed afterwards,
+    and any a killed export left) and the re-simulation's record."""
+    from interface4d.resimulate import resimulate
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    stem = f".{output.name}.resim-"
+    for stale in output.parent.glob(f"{stem}*"):
+        stale.unlink(missing_ok=True)
+    tmp = output.with_name(f"{stem}{os.getpid()}.h5")
+    try:
+        yield tmp, resimulate(campaign, cell, tmp, results=results, device=device)
+    finally:
+        tmp.unlink(missing_ok=True)
