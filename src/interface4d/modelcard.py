@@ -66,10 +66,12 @@ def _dataset_meta(path: Path) -> dict[str, Any]:
     """Attributes (JSON decoded), example shape, cell ids and intensity figures of a dataset."""
     import h5py
 
+    from interface4d.datasets import check_sources
     from interface4d.h5io import require_complete
 
     with h5py.File(path, "r") as fh:
         require_complete(fh, path)
+        check_sources(fh, path)
         attrs = {k: _decode(v) for k, v in fh.attrs.items() if k != "complete"}
         shape = tuple(int(n) for n in fh["x"].shape)
         cells = sorted({_decode(c) for c in fh["cell"][()]})

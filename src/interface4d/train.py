@@ -72,6 +72,7 @@ from interface4d.checkpoints import (
     write_text_atomic,
 )
 from interface4d.config import ConfigError
+from interface4d.datasets import SourceError
 from interface4d.epochs import EpochEnd as EpochEnd  # the hook's argument
 from interface4d.epochs import Progress, Run, TrainEnd, TrainHooks, run_epochs
 from interface4d.h5io import atomic_path
@@ -469,7 +470,7 @@ def run(args: argparse.Namespace, hooks: TrainHooks | None = None) -> int:
             threads=args.threads,
             hooks=hooks,
         )
-    except ConfigError as exc:
+    except (ConfigError, SourceError) as exc:  # one line: a bad config, a missing reduced file
         raise SystemExit(str(exc)) from None
     if rank == "0":
         log.info("final: %s", json.dumps(final, default=float))
