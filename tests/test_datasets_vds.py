@@ -15,8 +15,9 @@ import pytest
 
 from interface4d import datasets, modelcard, reduce
 from interface4d.config import validate_config
-from interface4d.datasets import H5Examples, SourceError
+from interface4d.datasets import H5Examples
 from interface4d.grid import blocks_of, enumerate_cells
+from interface4d.reducedrefs import SourceError
 from interface4d.settings import cell_settings
 from tests.conftest import TINY
 from tests.synthetic import write_sim
@@ -107,7 +108,8 @@ def test_referenced_datasets_read_the_copied_arrays_bit_for_bit(campaign, tmp_pa
             )
             assert all(f.startswith("../reduced/t") for f in files), files
             y = fh["y"][()]
-        # the batch reader, rows in any order with duplicates, as training draws them
+        # the batch reader (straight from the reduced files), rows in any order with
+        # duplicates, as training draws them
         rng = np.random.default_rng(0)
         with H5Examples(path, "train") as data:
             idx = np.concatenate([rng.permutation(data.indices), data.indices[:3]])
@@ -141,6 +143,8 @@ def test_moving_or_copying_the_results_folder_keeps_the_datasets_readable(
         for name in NAMES:
             x, y = read_all(folder / "datasets" / name)
             assert np.array_equal(x, before[name][0]) and np.array_equal(y, before[name][1])
+            with h5py.File(folder / "datasets" / name) as fh:  # HDF5's own read, as h5py users
+                assert np.array_equal(fh["x"][()], x)
     # each copy reads its own reduced files: break the moved folder's, the copy still reads
     (moved / "reduced/t40/step.h5").unlink()
     x, _ = read_all(copied / "datasets/regress_t40.h5")

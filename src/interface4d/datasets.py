@@ -27,7 +27,8 @@ Output file (``x``, ``y``, ``split``, ``cell``, ``line``, ``sources/*``, attrs) 
 CSV layouts are documented in :func:`gather_classify`; ``x`` is an HDF5 virtual dataset over
 the reduced files (no copy of their arrays; they are named relative to the dataset's folder, so
 a results folder moves or copies as a whole). :class:`H5Examples` reads batches of one split
-without loading the file, after :func:`check_sources` (a missing or changed reduced file is a
+without loading the file, after
+:func:`~interface4d.reducedrefs.check_sources` (a missing or changed reduced file is a
 one-line error, not silent fill values).
 """
 
@@ -36,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from interface4d import versions
 from interface4d.grid import parse_cell
 from interface4d.h5io import atomic_h5, atomic_path, require_complete, set_attrs
 from interface4d.reduce import ReducedCell, read_reduced, read_reduced_all, reduce_params
+from interface4d.reducedrefs import SourceRows, check_sources, x_layout
 
 FORMAT = "interface4d-examples/2"  # /2: `x` a virtual dataset over the reduced files
 # The file's own description of its layout (its `layout` attribute).
@@ -241,34 +242,6 @@ def _row(c: ReducedCell, index: int, line: int | None, split: str, target: float
     }
 
 
-def _x_layout(
-    out_h5: Path,
-    cells: Sequence[ReducedCell],
-    examples: Sequence[tuple[int, int | None, str, float]],
-) -> tuple[h5py.VirtualLayout, list[str]]:
-    """``x`` as a virtual layout over the reduced files, and each cell's file as ``x`` names
-    it (relative to the dataset's folder). A run of rows holding consecutive lines of one cell
-    is one mapping (a classify set: one per cell), an average one mapping per row."""
-    here = out_h5.parent.resolve()
-    files = [os.path.relpath(c.path.resolve(), here) for c in cells]
-    layout = h5py.VirtualLayout((len(examples), *cells[0].lines_shape[1:]), np.float32)
-    row = 0
-    while row < len(examples):
-        ci, line = examples[row][0], examples[row][1]
-        c = cells[ci]
-        if line is None:
-            layout[row] = h5py.VirtualSource(files[ci], f"{c.cell}/average", c.lines_shape[1:])
-            row += 1
-            continue
-        end = row + 1
-        while end < len(examples) and examples[end][:2] == (ci, line + end - row):
-            end += 1
-        source = h5py.VirtualSource(files[ci], f"{c.cell}/lines", c.lines_shape)
-        layout[row:end] = source[line : line + end - row]
-        row = end
-    return layout, files
-
-
 def _write_examples(
     out_h5: Path,
     task: str,
@@ -278,11 +251,11 @@ def _write_examples(
     attrs: Mapping[str, Any],
 ) -> None:
     """``examples``: (cell position, line or None for the average, split, target) in order.
-    ``x`` references the reduced files (:func:`_x_layout`); each cell's arrays are read once
+    ``x`` references the reduced files (:func:`interface4d.reducedrefs.x_layout`); each cell's arrays are read once
     here to check them against their recorded hash, which the file records."""
     n = len(examples)
     data_hashes = [read_reduced(c.path, c.cell).attrs["data_sha256"] for c in cells]
-    layout, files = _x_layout(out_h5, cells, examples)
+    layout, files = x_layout(out_h5, cells, examples)
     with atomic_h5(out_h5) as fh:
         fh.create_virtual_dataset("x", layout, fillvalue=np.float32(np.nan))
         fh.create_dataset("y", data=np.array([e[3] for e in examples], dtype=y_dtype))
@@ -374,7 +347,8 @@ def gather_classify(
 
     * ``x`` float32 (N, nx, k, k), a virtual dataset: row i is the cell's ``lines[line]``
       (``average`` for regress) in its reduced file, read through on access (no copy; the
-      fill value of an unreadable source is NaN, and :func:`check_sources` refuses a missing
+      fill value of an unreadable source is NaN, and
+      :func:`~interface4d.reducedrefs.check_sources` refuses a missing
       or changed file first); ``y`` int8 (N,) (0 step, 1 diffusion; float32 step fraction for
       regress); ``split`` uint8 (N,) (0 train, 1 val); ``cell`` (N,) UTF-8; ``line`` int16
       (N,) (-1 for a unit-cell average);
@@ -453,42 +427,6 @@ def gather_regress(
 # --------------------------------------------------------------------------- reading
 
 
-class SourceError(OSError):
-    """A dataset's ``x`` reads a reduced file that is missing or no longer what was gathered."""
-
-
-def check_sources(fh: h5py.File, path: str | Path) -> None:
-    """Refuse, in one line naming the file, a dataset whose virtual ``x`` reads a reduced file
-    that is missing, incomplete, lacks one of its cells or holds other data for it than when
-    gathered (its ``data_sha256`` attribute against the one recorded; the arrays are not
-    reread). Without this check a missing file reads as NaN (``x``'s fill value). A copied
-    ``x`` (not virtual) passes."""
-    if not fh["x"].is_virtual:
-        return
-    path = Path(path)
-    src = fh["sources"]
-    by_file: dict[str, list[tuple[str, str]]] = {}
-    for cell, file, digest in zip(
-        *(src[k].asstr()[()] for k in ("cell", "file", "data_sha256")), strict=True
-    ):
-        by_file.setdefault(file, []).append((cell, digest))
-    for file, members in by_file.items():
-        reduced = Path(os.path.normpath(path.parent / file))  # HDF5 looks beside the dataset
-        if not (path.parent / file).is_file():
-            raise SourceError(
-                f"{reduced}: the reduced file that {path} reads its examples from is missing "
-                "(rerun its reduce job; move or copy a results folder as a whole)"
-            )
-        with h5py.File(path.parent / file, "r") as red:
-            require_complete(red, reduced)
-            for cell, digest in members:
-                if cell not in red or red[cell].attrs.get("data_sha256") != digest:
-                    raise SourceError(
-                        f"{reduced}: cell {cell} is missing or differs from the one {path} "
-                        "was gathered from (data_sha256); gather the dataset again"
-                    )
-
-
 class H5Examples:
     """Batches of one split of a gathered file, read on demand (the file stays on disk).
 
@@ -502,8 +440,11 @@ class H5Examples:
       only those rows are read;
     * ``attrs``: the file's attributes (JSON decoded); ``example_shape``: (nx, k, k).
 
-    Opening refuses a missing or changed reduced file (:func:`check_sources`). One instance
-    holds one open file handle: open one per process, close it (or use ``with``).
+    Opening refuses a missing or changed reduced file (:func:`interface4d.reducedrefs.
+    check_sources`); a virtual ``x`` is read straight from the reduced files
+    (:class:`interface4d.reducedrefs.SourceRows`, the same arrays, without HDF5's walk of
+    every mapping). One instance holds its file open (and the reduced files it has read from):
+    open one per process, close it (or use ``with``).
     """
 
     def __init__(self, path: str | Path, split: str) -> None:
@@ -523,6 +464,7 @@ class H5Examples:
             self._fh.close()
             raise
         self._x = self._fh["x"]
+        self._rows = SourceRows(self._fh, self.path) if self._x.is_virtual else None
         self._y = self._fh["y"]
         self._cells: np.ndarray | None = None
         self._uids: np.ndarray | None = None
@@ -544,7 +486,8 @@ class H5Examples:
         if idx.min() < 0 or idx.max() >= self.n_rows:
             raise IndexError(f"rows {idx.min()}..{idx.max()} outside 0..{self.n_rows - 1}")
         rows, inverse = np.unique(idx, return_inverse=True)  # h5py wants sorted unique rows
-        return self._x[rows][inverse], self._y[rows][inverse]
+        x = self._x[rows] if self._rows is None else self._rows.read(rows, self.example_shape)
+        return x[inverse], self._y[rows][inverse]
 
     def targets(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
         """``y`` of rows ``idx`` (the patterns are not read)."""
@@ -576,6 +519,8 @@ class H5Examples:
         return self._uids[np.asarray(idx, dtype=np.int64)]
 
     def close(self) -> None:
+        if self._rows is not None:
+            self._rows.close()
         self._fh.close()
 
     def __enter__(self) -> H5Examples:

@@ -66,8 +66,8 @@ def _dataset_meta(path: Path) -> dict[str, Any]:
     """Attributes (JSON decoded), example shape, cell ids and intensity figures of a dataset."""
     import h5py
 
-    from interface4d.datasets import check_sources
     from interface4d.h5io import require_complete
+    from interface4d.reducedrefs import check_sources
 
     with h5py.File(path, "r") as fh:
         require_complete(fh, path)

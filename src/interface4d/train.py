@@ -72,7 +72,6 @@ from interface4d.checkpoints import (
     write_text_atomic,
 )
 from interface4d.config import ConfigError
-from interface4d.datasets import SourceError
 from interface4d.epochs import EpochEnd as EpochEnd  # the hook's argument
 from interface4d.epochs import Progress, Run, TrainEnd, TrainHooks, run_epochs
 from interface4d.h5io import atomic_path
@@ -85,6 +84,7 @@ from interface4d.optimisation import (
     weights_digest,
 )
 from interface4d.provenance import file_sha256
+from interface4d.reducedrefs import SourceError
 from interface4d.trainingdata import SHUFFLE_STREAM, TrainingData, class_weights, input_statistics
 
 log = logging.getLogger("interface4d.train")
