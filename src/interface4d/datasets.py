@@ -27,9 +27,8 @@ Output file (``x``, ``y``, ``split``, ``cell``, ``line``, ``sources/*``, attrs) 
 CSV layouts are documented in :func:`gather_classify`; ``x`` is an HDF5 virtual dataset over
 the reduced files (no copy of their arrays; they are named relative to the dataset's folder, so
 a results folder moves or copies as a whole). :class:`H5Examples` reads batches of one split
-without loading the file, after
-:func:`~interface4d.reducedrefs.check_sources` (a missing or changed reduced file is a
-one-line error, not silent fill values).
+without loading the file, after :func:`~interface4d.reducedrefs.check_sources` (a missing or
+changed reduced file is a one-line error, not silent fill values).
 """
 
 from __future__ import annotations
@@ -251,8 +250,8 @@ def _write_examples(
     attrs: Mapping[str, Any],
 ) -> None:
     """``examples``: (cell position, line or None for the average, split, target) in order.
-    ``x`` references the reduced files (:func:`interface4d.reducedrefs.x_layout`); each cell's arrays are read once
-    here to check them against their recorded hash, which the file records."""
+    ``x`` references the reduced files (:func:`~interface4d.reducedrefs.x_layout`); each
+    cell's arrays are read once here, checked against their recorded data_sha256."""
     n = len(examples)
     data_hashes = [read_reduced(c.path, c.cell).attrs["data_sha256"] for c in cells]
     layout, files = x_layout(out_h5, cells, examples)
@@ -347,11 +346,10 @@ def gather_classify(
 
     * ``x`` float32 (N, nx, k, k), a virtual dataset: row i is the cell's ``lines[line]``
       (``average`` for regress) in its reduced file, read through on access (no copy; the
-      fill value of an unreadable source is NaN, and
-      :func:`~interface4d.reducedrefs.check_sources` refuses a missing
-      or changed file first); ``y`` int8 (N,) (0 step, 1 diffusion; float32 step fraction for
-      regress); ``split`` uint8 (N,) (0 train, 1 val); ``cell`` (N,) UTF-8; ``line`` int16
-      (N,) (-1 for a unit-cell average);
+      fill value of an unreadable source is NaN, and ``reducedrefs.check_sources`` refuses
+      a missing or changed file first); ``y`` int8 (N,) (0 step, 1 diffusion; float32 step
+      fraction for regress); ``split`` uint8 (N,) (0 train, 1 val); ``cell`` (N,) UTF-8;
+      ``line`` int16 (N,) (-1 for a unit-cell average);
     * ``sources/{cell,path,file,data_sha256,source_cbed_sha256}`` (one row per input cell;
       ``path`` as given, ``file`` relative to ``out_h5``'s folder, as ``x`` names it);
     * attrs: format, task, reduction, split, split_seed, val_fraction, split_rule, classes,
@@ -440,11 +438,11 @@ class H5Examples:
       only those rows are read;
     * ``attrs``: the file's attributes (JSON decoded); ``example_shape``: (nx, k, k).
 
-    Opening refuses a missing or changed reduced file (:func:`interface4d.reducedrefs.
-    check_sources`); a virtual ``x`` is read straight from the reduced files
-    (:class:`interface4d.reducedrefs.SourceRows`, the same arrays, without HDF5's walk of
-    every mapping). One instance holds its file open (and the reduced files it has read from):
-    open one per process, close it (or use ``with``).
+    Opening refuses a missing or changed reduced file
+    (:func:`~interface4d.reducedrefs.check_sources`); a virtual ``x`` is read straight from
+    the reduced files (:class:`~interface4d.reducedrefs.SourceRows`: the same arrays, without
+    HDF5's walk of every mapping). One instance holds its file open (and the reduced files
+    it has read from): open one per process, close it (or use ``with``).
     """
 
     def __init__(self, path: str | Path, split: str) -> None:
