@@ -1,5 +1,6 @@
 """Gathered training sets from real tiny simulations: counts, classes, the two split
-protocols and their stability, the regression set, chunking, the batch reader, refusals."""
+protocols and their stability, the regression set, `x` read through the reduced files, the
+batch reader, refusals."""
 
 from __future__ import annotations
 
@@ -114,7 +115,9 @@ def test_classify_set_holds_every_line_of_every_cell(reduced, tmp_path):
     with h5py.File(h5, "r") as fh:
         x, y = fh["x"], fh["y"]
         assert x.shape == (16, NX, K, K) and x.dtype == np.float32
-        assert x.chunks == (1, NX, K, K) and x.compression == "gzip"
+        assert x.is_virtual  # no copy: each row reads its line in the cell's reduced file
+        files = {Path(h5.parent, s.file_name).resolve() for s in x.virtual_sources()}
+        assert files == {p.resolve() for p in reduced.values()}
         assert y.dtype == np.int8 and fh["split"].dtype == np.uint8
         np.testing.assert_array_equal(y[()], manifest["class"])
         np.testing.assert_array_equal(fh["split"][()], (manifest["split"] == "val").astype(int))
@@ -216,7 +219,9 @@ def test_regress_set_holds_the_step_cells_of_one_thickness(
     np.testing.assert_allclose(manifest["target"], [d / nz for d in depths])
     assert set(manifest["split"]) == {"train", "val"}
     with h5py.File(h5, "r") as fh:
-        assert fh["x"].shape == (2, NX, K, K) and fh["x"].chunks == (1, NX, K, K)
+        assert fh["x"].shape == (2, NX, K, K) and fh["x"].is_virtual
+        names = {s.dset_name for s in fh["x"].virtual_sources()}
+        assert names == {f"{c}/average" for c in cells}
         assert fh["y"].dtype == np.float32
         np.testing.assert_array_equal(fh["y"][()], np.float32([d / nz for d in depths]))
         np.testing.assert_array_equal(fh["line"][()], [-1, -1])

@@ -7,6 +7,7 @@ none losing nothing that is not recomputed."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import time
@@ -269,6 +270,10 @@ def test_none_campaign_killed_loses_nothing_that_is_not_recomputed(tiny_campaign
     assert not list((res / "sims").rglob("*.h5")) and not list(res.rglob("*.part-*"))
     assert (res / "reduced/t40/step.h5").stat().st_mtime_ns == reduced_at
     same_datasets(res, tiny_campaign / "results")
+    with h5py.File(res / "datasets/classify.h5") as fh:  # x reads the reduced files, kept
+        files = json.loads(fh.attrs["x_files"])
+        assert fh["x"].is_virtual and len(files) == 4, files
+        assert all((res / "datasets" / f).resolve().is_file() for f in files)
 
     split = tiny(store="none")
     split["reduction"]["val_fraction"] = 0.5

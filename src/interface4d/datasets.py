@@ -24,8 +24,11 @@ untouched. :func:`dev_cells` carves the *development* cells (model selection, ea
 from the training cells by the same rule with another seed stream.
 
 Output file (``x``, ``y``, ``split``, ``cell``, ``line``, ``sources/*``, attrs) and manifest
-CSV layouts are documented in :func:`gather_classify`. :class:`H5Examples` reads batches of
-one split without loading the file.
+CSV layouts are documented in :func:`gather_classify`; ``x`` is an HDF5 virtual dataset over
+the reduced files (no copy of their arrays; they are named relative to the dataset's folder, so
+a results folder moves or copies as a whole). :class:`H5Examples` reads batches of one split
+without loading the file, after :func:`~interface4d.reducedrefs.check_sources` (a missing or
+changed reduced file is a one-line error, not silent fill values).
 """
 
 from __future__ import annotations
@@ -44,16 +47,21 @@ from interface4d import versions
 from interface4d.grid import parse_cell
 from interface4d.h5io import atomic_h5, atomic_path, require_complete, set_attrs
 from interface4d.reduce import ReducedCell, read_reduced, read_reduced_all, reduce_params
+from interface4d.reducedrefs import SourceRows, check_sources, x_layout
 
-FORMAT = "interface4d-examples/1"
+FORMAT = "interface4d-examples/2"  # /2: `x` a virtual dataset over the reduced files
 # The file's own description of its layout (its `layout` attribute).
 LAYOUT = (
-    "`x` float32 (example, scan x, kx, ky), one example per chunk; `y` (example,): int8 class "
-    "(0 step, 1 diffusion) or float32 step fraction; `split` uint8 (0 train, 1 val); `cell` "
-    "and `line` (-1: a unit-cell average) of each example; `sources/{cell,path,data_sha256,"
-    "source_cbed_sha256}`, one row per reduced cell. Attributes: task, split rule and seeds, "
-    "counts, example_axes, angular_sampling_mrad, scan_x_relative_A, center_px, versions. "
-    "The CSV manifest beside it has one row per example. Written by interface4d.datasets."
+    "`x` float32 (example, scan x, kx, ky): an HDF5 virtual dataset, no copy: each row is a "
+    "line (`lines`) or the average (`average`) of a cell in a reduced file, the files named "
+    "relative to this file's folder (`sources/file`, attribute x_files; keep the results folder "
+    "together); `y` (example,): int8 class (0 step, 1 diffusion) or float32 step fraction; "
+    "`split` uint8 (0 train, 1 val); `cell` and `line` (-1: a unit-cell average) of each "
+    "example; `sources/{cell,path,file,data_sha256,source_cbed_sha256}`, one row per reduced "
+    "cell. Attributes: task, split rule and seeds, counts, example_axes, angular_sampling_mrad, "
+    "scan_x_relative_A, center_px, x_storage, x_files, versions. The CSV manifest beside it has "
+    "one row per example. Written by interface4d.datasets; read it with H5Examples (which "
+    "checks the reduced files first: a missing one reads as NaN)."
 )
 CLASSES = {"step": 0, "diffusion": 1}
 SPLITS = {"train": 0, "val": 1}
@@ -241,29 +249,14 @@ def _write_examples(
     y_dtype: type,
     attrs: Mapping[str, Any],
 ) -> None:
-    """``examples``: (cell position, line or None for the average, split, target) in order."""
+    """``examples``: (cell position, line or None for the average, split, target) in order.
+    ``x`` references the reduced files (:func:`~interface4d.reducedrefs.x_layout`); each
+    cell's arrays are read once here, checked against their recorded data_sha256."""
     n = len(examples)
-    example_shape = cells[0].lines_shape[1:]
-    by_cell: dict[int, list[int]] = {}
-    for row, (ci, *_rest) in enumerate(examples):
-        by_cell.setdefault(ci, []).append(row)
-    data_hashes: list[str] = []
+    data_hashes = [read_reduced(c.path, c.cell).attrs["data_sha256"] for c in cells]
+    layout, files = x_layout(out_h5, cells, examples)
     with atomic_h5(out_h5) as fh:
-        x = fh.create_dataset(
-            "x",
-            shape=(n, *example_shape),
-            dtype=np.float32,
-            chunks=(1, *example_shape),
-            compression="gzip",
-            compression_opts=4,
-            shuffle=True,
-        )
-        for ci, c in enumerate(cells):  # one cell in memory at a time
-            full = read_reduced(c.path, c.cell)  # checks data_sha256
-            data_hashes.append(full.attrs["data_sha256"])
-            for row in by_cell.get(ci, []):
-                line = examples[row][1]
-                x[row] = full.average if line is None else full.lines[line]
+        fh.create_virtual_dataset("x", layout, fillvalue=np.float32(np.nan))
         fh.create_dataset("y", data=np.array([e[3] for e in examples], dtype=y_dtype))
         fh.create_dataset("split", data=np.array([SPLITS[e[2]] for e in examples], np.uint8))
         fh.create_dataset(
@@ -276,6 +269,7 @@ def _write_examples(
         str_t = h5py.string_dtype()
         src.create_dataset("cell", data=np.array([c.cell for c in cells], dtype=str_t))
         src.create_dataset("path", data=np.array([str(c.path) for c in cells], dtype=str_t))
+        src.create_dataset("file", data=np.array(files, dtype=str_t))
         src.create_dataset("data_sha256", data=np.array(data_hashes, dtype=str_t))
         src.create_dataset(
             "source_cbed_sha256",
@@ -302,6 +296,8 @@ def _write_examples(
                 "center_px": json.loads(cells[0].attrs["center_px"]),
                 "split_codes": SPLITS,
                 "sources_sha256": listing,
+                "x_storage": "virtual",
+                "x_files": sorted(set(files)),
                 "versions": versions("numpy", "h5py", "pandas"),
             },
         )
@@ -348,14 +344,19 @@ def gather_classify(
 
     ``out_h5`` (written atomically):
 
-    * ``x`` float32 (N, nx, k, k), one gzip chunk per example; ``y`` int8 (N,) (0 step,
-      1 diffusion; float32 step fraction for regress); ``split`` uint8 (N,) (0 train, 1 val);
-      ``cell`` (N,) UTF-8; ``line`` int16 (N,) (-1 for a unit-cell average);
-    * ``sources/{cell,path,data_sha256,source_cbed_sha256}`` (one row per input cell);
+    * ``x`` float32 (N, nx, k, k), a virtual dataset: row i is the cell's ``lines[line]``
+      (``average`` for regress) in its reduced file, read through on access (no copy; the
+      fill value of an unreadable source is NaN, and ``reducedrefs.check_sources`` refuses
+      a missing or changed file first); ``y`` int8 (N,) (0 step, 1 diffusion; float32 step
+      fraction for regress); ``split`` uint8 (N,) (0 train, 1 val); ``cell`` (N,) UTF-8;
+      ``line`` int16 (N,) (-1 for a unit-cell average);
+    * ``sources/{cell,path,file,data_sha256,source_cbed_sha256}`` (one row per input cell;
+      ``path`` as given, ``file`` relative to ``out_h5``'s folder, as ``x`` names it);
     * attrs: format, task, reduction, split, split_seed, val_fraction, split_rule, classes,
       n_examples, n_train, n_val, n_cells, example_axes, angular_sampling_mrad,
       scan_x_relative_A, center_px, sources_sha256 (hash of the sorted (cell, data hash)
-      list), versions, complete.
+      list), x_storage ('virtual'), x_files (the reduced files ``x`` reads), versions,
+      complete.
 
     ``out_manifest`` CSV, one row per example (in the order of ``x``): index, cell, class,
     kind, thickness, step_fraction, ti_fraction, seed (diffusion seed; empty for step), line
@@ -437,7 +438,11 @@ class H5Examples:
       only those rows are read;
     * ``attrs``: the file's attributes (JSON decoded); ``example_shape``: (nx, k, k).
 
-    One instance holds one open file handle: open one per process, close it (or use ``with``).
+    Opening refuses a missing or changed reduced file
+    (:func:`~interface4d.reducedrefs.check_sources`); a virtual ``x`` is read straight from
+    the reduced files (:class:`~interface4d.reducedrefs.SourceRows`: the same arrays, without
+    HDF5's walk of every mapping). One instance holds its file open (and the reduced files
+    it has read from): open one per process, close it (or use ``with``).
     """
 
     def __init__(self, path: str | Path, split: str) -> None:
@@ -448,6 +453,7 @@ class H5Examples:
         self._fh = h5py.File(self.path, "r")
         try:
             require_complete(self._fh, self.path)
+            check_sources(self._fh, self.path)
             codes = self._fh["split"][()]
             self.attrs: dict[str, Any] = {
                 k: _decode(v) for k, v in self._fh.attrs.items() if k != "complete"
@@ -456,6 +462,7 @@ class H5Examples:
             self._fh.close()
             raise
         self._x = self._fh["x"]
+        self._rows = SourceRows(self._fh, self.path) if self._x.is_virtual else None
         self._y = self._fh["y"]
         self._cells: np.ndarray | None = None
         self._uids: np.ndarray | None = None
@@ -477,7 +484,8 @@ class H5Examples:
         if idx.min() < 0 or idx.max() >= self.n_rows:
             raise IndexError(f"rows {idx.min()}..{idx.max()} outside 0..{self.n_rows - 1}")
         rows, inverse = np.unique(idx, return_inverse=True)  # h5py wants sorted unique rows
-        return self._x[rows][inverse], self._y[rows][inverse]
+        x = self._x[rows] if self._rows is None else self._rows.read(rows, self.example_shape)
+        return x[inverse], self._y[rows][inverse]
 
     def targets(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
         """``y`` of rows ``idx`` (the patterns are not read)."""
@@ -509,6 +517,8 @@ class H5Examples:
         return self._uids[np.asarray(idx, dtype=np.int64)]
 
     def close(self) -> None:
+        if self._rows is not None:
+            self._rows.close()
         self._fh.close()
 
     def __enter__(self) -> H5Examples:

@@ -67,9 +67,11 @@ def _dataset_meta(path: Path) -> dict[str, Any]:
     import h5py
 
     from interface4d.h5io import require_complete
+    from interface4d.reducedrefs import check_sources
 
     with h5py.File(path, "r") as fh:
         require_complete(fh, path)
+        check_sources(fh, path)
         attrs = {k: _decode(v) for k, v in fh.attrs.items() if k != "complete"}
         shape = tuple(int(n) for n in fh["x"].shape)
         cells = sorted({_decode(c) for c in fh["cell"][()]})

@@ -84,6 +84,7 @@ from interface4d.optimisation import (
     weights_digest,
 )
 from interface4d.provenance import file_sha256
+from interface4d.reducedrefs import SourceError
 from interface4d.trainingdata import SHUFFLE_STREAM, TrainingData, class_weights, input_statistics
 
 log = logging.getLogger("interface4d.train")
@@ -469,7 +470,7 @@ def run(args: argparse.Namespace, hooks: TrainHooks | None = None) -> int:
             threads=args.threads,
             hooks=hooks,
         )
-    except ConfigError as exc:
+    except (ConfigError, SourceError) as exc:  # one line: a bad config, a missing reduced file
         raise SystemExit(str(exc)) from None
     if rank == "0":
         log.info("final: %s", json.dumps(final, default=float))

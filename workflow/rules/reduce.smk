@@ -3,7 +3,9 @@
 # thickness; its intermixed cells); then gather them into split datasets. A block, not a cell,
 # per job: one job per cell would double the jobs Snakemake plans at paper scale, and 10 blocks
 # leave the cluster submissions to the simulations. A changed cell reruns its simulation and its
-# block's reduction (a fraction of a second a cell, the block's cells in parallel).
+# block's reduction (a fraction of a second a cell, the block's cells in parallel). The reduced
+# files are kept in every simulation.store mode (never temp()): a dataset's `x` reads its examples
+# from them (an HDF5 virtual dataset naming them relative to results/datasets/, no copy).
 
 
 rule reduce:
