@@ -185,3 +185,22 @@ def test_a_changed_or_incomplete_reduced_file_is_refused_by_name(campaign, tmp_p
     with pytest.raises(OSError, match="incomplete") as err:
         H5Examples(dataset, "all")
     assert str(block) in str(err.value)
+
+
+def test_the_same_gather_gives_the_same_bytes(campaign, tmp_path, monkeypatch):
+    """A dataset's sha256 is the trained models' provenance: gathering the same reduced files
+    again, a second later, writes byte-identical files (HDF5 would stamp a virtual dataset's
+    header with its creation time unless told not to)."""
+    import hashlib
+    import time
+
+    root = tmp_path / "again"
+    shutil.copytree(campaign, root / "results", ignore=shutil.ignore_patterns("datasets"))
+    time.sleep(1.1)
+    monkeypatch.chdir(root)
+    _gather(root / "results")
+    for name in NAMES:
+        a, b = campaign / "datasets" / name, root / "results" / "datasets" / name
+        assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+        with h5py.File(b) as fh:
+            assert fh["x"].is_virtual

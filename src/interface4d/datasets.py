@@ -47,7 +47,7 @@ from interface4d import versions
 from interface4d.grid import parse_cell
 from interface4d.h5io import atomic_h5, atomic_path, require_complete, set_attrs
 from interface4d.reduce import ReducedCell, read_reduced, read_reduced_all, reduce_params
-from interface4d.reducedrefs import SourceRows, check_sources, x_layout
+from interface4d.reducedrefs import SourceRows, check_sources, create_x, x_layout
 
 FORMAT = "interface4d-examples/2"  # /2: `x` a virtual dataset over the reduced files
 # The file's own description of its layout (its `layout` attribute).
@@ -256,7 +256,7 @@ def _write_examples(
     data_hashes = [read_reduced(c.path, c.cell).attrs["data_sha256"] for c in cells]
     layout, files = x_layout(out_h5, cells, examples)
     with atomic_h5(out_h5) as fh:
-        fh.create_virtual_dataset("x", layout, fillvalue=np.float32(np.nan))
+        create_x(fh, layout, np.nan)
         fh.create_dataset("y", data=np.array([e[3] for e in examples], dtype=y_dtype))
         fh.create_dataset("split", data=np.array([SPLITS[e[2]] for e in examples], np.uint8))
         fh.create_dataset(

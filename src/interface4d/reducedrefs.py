@@ -52,6 +52,21 @@ def x_layout(
     return layout, files
 
 
+def create_x(fh: h5py.File, layout: h5py.VirtualLayout, fillvalue: float) -> h5py.Dataset:
+    """``x`` in ``fh`` as the virtual dataset ``layout``, without the creation and modification
+    times HDF5 writes into a virtual dataset's header by default (h5py's
+    ``create_virtual_dataset`` leaves them on), so that the same gather gives the same bytes
+    (the dataset's sha256 is the trained models' provenance)."""
+    from h5py import h5d, h5s, h5t
+
+    dcpl = layout._get_dcpl(fh.filename)
+    dcpl.set_fill_value(np.array([fillvalue], dtype=layout.dtype))
+    dcpl.set_obj_track_times(False)
+    space = h5s.create_simple(layout.shape)
+    tid = h5t.py_create(np.dtype(layout.dtype), logical=1)
+    return h5py.Dataset(h5d.create(fh.id, name=b"x", tid=tid, space=space, dcpl=dcpl))
+
+
 class SourceError(OSError):
     """A dataset's ``x`` reads a reduced file that is missing or no longer what was gathered."""
 
