@@ -82,3 +82,47 @@ def test_a_warm_start_without_the_linear_path_is_a_config_error():
         complete_training_config({"regressor": {"skip_init": "ridge"}})
     cfg = complete_training_config({"regressor": {"skip_init": "ridge", "skip": "linear"}})
     assert cfg["regressor"]["skip_init"] == "ridge"
+
+
+def test_refit_adds_the_ridge_fit_of_what_the_trained_network_misses():
+    import keras
+
+    from interface4d.model import build_model
+    from interface4d.warmstart import refit_skip
+
+    rng = np.random.default_rng(2)
+    x = rng.gamma(2.0, 1e-3, size=(30, 4, 8, 8)).astype(np.float32)
+    y = rng.uniform(0.1, 0.9, size=30).astype(np.float32)
+    cells = [f"c{i % 6}" for i in range(30)]
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        (4, 8, 8), "regress", [2], 3, [4, 4], 0.0, input_mean=np.zeros((4, 8, 8)),
+        input_std=np.full((4, 8, 8), 1e-3), input_transform="sqrt", skip="linear",
+    )  # fmt: skip
+    skip = model.get_layer("linear_skip")
+    kernel, bias = skip.get_weights()  # a "trained" path: not zero
+    skip.set_weights([rng.normal(0, 0.01, kernel.shape).astype(np.float32), bias + 0.2])
+    probe = keras.Model(model.inputs, [model.outputs[0], model.get_layer("skip_scale").output])
+    net, feats = (np.asarray(a, np.float64) for a in probe(x, training=False))
+    cnn_before = np.asarray(model.get_layer("cnn_out").get_weights()[0]).copy()
+    info = refit_skip(model, x, y, cells)
+    # by hand: ridge of what the network misses, on the path's features standardised per column
+    fs, mean, scale = standardised(feats)
+    beta, b0 = ridge_dual(fs, y - net[:, 0], info["alpha"])
+    expected = net[:, 0] + fs @ beta + b0
+    got = np.asarray(model.predict(x, verbose=0))[:, 0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert info["training_mae_after"] < info["training_mae_before"]
+    assert info["training_mae_before"] == pytest.approx(np.mean(np.abs(net[:, 0] - y)), rel=1e-6)
+    np.testing.assert_array_equal(model.get_layer("cnn_out").get_weights()[0], cnn_before)
+    assert skip.trainable and info["cells"] == 6 and info["examples"] == 30
+
+
+def test_a_refit_without_the_linear_path_is_a_config_error():
+    from interface4d.config import ConfigError
+    from interface4d.train import complete_training_config
+
+    with pytest.raises(ConfigError, match=r"training.regressor.skip_refit' = 'ridge'"):
+        complete_training_config({"regressor": {"skip_refit": "ridge"}})
+    cfg = complete_training_config({"regressor": {"skip_refit": "ridge", "skip": "linear"}})
+    assert cfg["regressor"]["skip_refit"] == "ridge"

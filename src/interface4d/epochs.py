@@ -94,6 +94,7 @@ class Run:
     dataset_sha: str
     fingerprint: str
     warm_start: dict[str, Any] | None = None  # the linear path's ridge start (rank 0)
+    skip_refit: dict[str, Any] | None = None  # the linear path's ridge refit after training
 
     @property
     def seed(self) -> int:

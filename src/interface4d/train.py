@@ -110,6 +110,11 @@ def complete_training_config(training_cfg: Mapping[str, Any] | None) -> dict[str
                 f"config key 'training.{block}.skip_init' = {b['skip_init']!r}: a warm start "
                 "needs skip: linear and members: 1"
             )
+        if b["skip_refit"] != "none" and (b["skip"] != "linear" or int(b["members"]) != 1):
+            raise ConfigError(
+                f"config key 'training.{block}.skip_refit' = {b['skip_refit']!r}: a refit of "
+                "the linear path needs skip: linear and members: 1"
+            )
     if cfg["classifier"]["mixup"]:
         raise ConfigError(
             f"config key 'training.classifier.mixup' = {cfg['classifier']['mixup']!r}: mixup "
@@ -255,6 +260,16 @@ def _build_model_and_optimiser(run: Run, inputs: _Inputs):
     return model, optimizer
 
 
+def _refit_skip(run: Run, model) -> None:
+    """``skip_refit: ridge``: every rank adds the same closed-form ridge fit of what the trained
+    network misses to its linear path (same weights, same draws: nothing to broadcast)."""
+    if run.opt["skip_refit"] == "ridge":
+        from interface4d.warmstart import draw_examples, refit_skip
+
+        x, y, cells = draw_examples(run.data, run.seed, run.cfg["augment"])
+        run.skip_refit = refit_skip(model, x, y, cells)
+
+
 def _resume_or_start(run: Run, checkpoint_dir: Path, model, optimizer) -> Progress:
     """Rank 0 resumes from the latest matching checkpoint, if any, and every rank takes its
     progress, weights and optimizer state."""
@@ -332,6 +347,7 @@ def _provenance(
             "examples": inputs.examples,
         },
         "skip_warm_start": run.warm_start,
+        "skip_refit": run.skip_refit,
         "class_weights": [float(w) for w in inputs.class_weights],
         "ranks": run.size,
         "seeds": {
@@ -399,9 +415,10 @@ def train(
         model, optimizer = _build_model_and_optimiser(run, inputs)
         progress = _resume_or_start(run, checkpoint_dir, model, optimizer)
         run_epochs(run, model, optimizer, inputs.class_weights, progress, checkpoint_dir, hooks)
+        final = _restore_best_epoch(run, model, progress)
+        _refit_skip(run, model)
     finally:
         run.data.close()
-    final = _restore_best_epoch(run, model, progress)
     digest = weights_digest(model)
     hooks.on_train_end(TrainEnd(rank, size, digest))
     if rank == 0:
