@@ -593,3 +593,50 @@ def test_the_linear_skip_is_refused_for_the_classifier():
     )
     with pytest.raises(ConfigError, match=r"training\.regressor\.skip"):
         complete_training_config({"regressor": {"skip": "quadratic"}})
+
+
+@pytest.mark.slow
+def test_a_refitted_regressor_fits_its_training_cells_and_reads_no_validation_rows(tmp_path):
+    """``skip_refit: ridge`` through the training CLI: the saved network is the trained one with
+    the ridge fit of what it misses added to its linear path (its training draws now fitted far
+    closer), recorded in the provenance; corrupting the validation rows changes no weight."""
+    import h5py
+
+    from interface4d.h5io import atomic_h5
+    from interface4d.model import load
+    from interface4d.trainingdata import TrainingData
+    from interface4d.validation import predict
+    from interface4d.warmstart import draw_examples
+
+    data = write_dataset(tmp_path / "d.h5", n=32, nx=3, k=10, task="regress", seed=6)
+    corrupt = tmp_path / "corrupt.h5"
+    with h5py.File(data) as f:
+        x, y, split, cell = f["x"][()], f["y"][()], f["split"][()], f["cell"][()]
+    val = split == 1
+    x[val] = np.random.default_rng(0).uniform(0, 1, x[val].shape)
+    y[val] = 1 - y[val]
+    with atomic_h5(corrupt) as g:
+        g.create_dataset("x", data=x, chunks=(1, *x.shape[1:]))
+        g["y"], g["split"], g["cell"] = y, split, cell
+    reg = {"optimizer": "sgd", "epochs": 2, "batch_size": 8, "learning_rate": 0.04,
+           "momentum": 0.0, "dev_fraction": 0.0, "patience": 0, "clip_norm": 5.0,
+           "standardise": "scalar", "skip": "linear", "skip_refit": "ridge"}  # fmt: skip
+    training = {"ranks": 1, "model": SMALL_MODEL, "regressor": reg}
+    provs = []
+    for name, path in (("a", data), ("b", corrupt)):
+        args = _train_args(path, tmp_path / name, training)
+        args[args.index("classify")] = "regress"
+        _run([sys.executable, *args], tmp_path)
+        provs.append(json.loads((tmp_path / name / "provenance.json").read_text()))
+    assert provs[0]["weights"]["sha256"] == provs[1]["weights"]["sha256"]
+    refit = provs[0]["skip_refit"]
+    assert refit["cells"] == int((~val).sum()) and refit["examples"] == 16 * refit["cells"]
+    assert refit["training_mae_after"] < 0.5 * refit["training_mae_before"]
+    # the saved network gives what the refit recorded, on the same training draws
+    d = TrainingData(data, "regress", 0.0, 0)
+    try:
+        xd, yd, _ = draw_examples(d, 0, provs[0]["training"]["augment"])
+    finally:
+        d.close()
+    got = np.mean(np.abs(predict(load(tmp_path / "a" / "model.keras"), xd) - yd))
+    assert got == pytest.approx(refit["training_mae_after"], rel=1e-3, abs=1e-4)
