@@ -431,19 +431,14 @@ def test_summary_and_the_report_headline(tmp_path):
     assert "regression" not in h
 
 
-def test_ridge_baseline_matches_the_closed_form(tmp_path):
-    """The step-position baseline on a small real case equals ridge regression by hand:
-    standardised transformed features, w = (X'X + alpha I)^-1 X'(y - mean y)."""
+def _baseline_by_hand_inputs(data, task: str):
+    """What the baseline fits on, computed by hand for a small real dataset: the training
+    rows' augmented draws (the baseline's replicas), transformed (sqrt) and standardised per
+    column, their targets, and the validation rows' evaluation draw in the same geometry."""
     from interface4d import baseline
     from interface4d.augment import augment_batch
     from interface4d.inputs import transform
-    from interface4d.train import complete_training_config
 
-    data = write_dataset(tmp_path / "r.h5", n=20, nx=3, k=8, task="regress", seed=4)
-    cfg = complete_training_config({"regressor": {"dev_fraction": 0.25}, "augment": AUG})
-    fitted = baseline.fit(data, "regress", cfg)
-    alpha = fitted.info["hyperparameters"]["alpha"]
-    assert fitted.info["dev_cells"] and fitted.info["training_cells"] == 15
     with h5py.File(data) as f:
         split, x, y = f["split"][()], f["x"][()], f["y"][()]
         cells = f["cell"].asstr()[()]
@@ -458,17 +453,32 @@ def test_ridge_baseline_matches_the_closed_form(tmp_path):
             dose_range=AUG["dose"],
             rotation_deg=2.0,
         )  # fmt: skip
-        for e in range(baseline.REPLICAS["regress"])
+        for e in range(baseline.REPLICAS[task])
     ]
-    f_tr = transform(np.concatenate(draws), "sqrt").reshape(-1, 3 * 8 * 8).astype(np.float64)
-    y_tr = np.tile(y[tr], len(draws)).astype(np.float64)
+    f_tr = transform(np.concatenate(draws), "sqrt").reshape(len(tr) * len(draws), -1)
+    f_tr = f_tr.astype(np.float64)
     mu, sd = f_tr.mean(axis=0), f_tr.std(axis=0)
     sd[sd == 0] = 1.0
-    z = (f_tr - mu) / sd
-    w = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y_tr - y_tr.mean()))
     xv = augment_for_eval(x[va], _uids(cells[va]), AUG, "val")
     f_va = transform(xv, "sqrt").reshape(len(va), -1).astype(np.float64)
-    by_hand = ((f_va - mu) / sd) @ w + y_tr.mean()
+    return (f_tr - mu) / sd, np.tile(y[tr], len(draws)), xv, (f_va - mu) / sd
+
+
+def test_ridge_baseline_matches_the_closed_form(tmp_path):
+    """The step-position baseline on a small real case equals ridge regression by hand:
+    standardised transformed features, w = (X'X + alpha I)^-1 X'(y - mean y)."""
+    from interface4d import baseline
+    from interface4d.train import complete_training_config
+
+    data = write_dataset(tmp_path / "r.h5", n=20, nx=3, k=8, task="regress", seed=4)
+    cfg = complete_training_config({"regressor": {"dev_fraction": 0.25}, "augment": AUG})
+    fitted = baseline.fit(data, "regress", cfg)
+    alpha = fitted.info["hyperparameters"]["alpha"]
+    assert fitted.info["dev_cells"] and fitted.info["training_cells"] == 15
+    z, y_tr, xv, z_va = _baseline_by_hand_inputs(data, "regress")
+    y_tr = y_tr.astype(np.float64)
+    w = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y_tr - y_tr.mean()))
+    by_hand = z_va @ w + y_tr.mean()
     np.testing.assert_allclose(fitted.predict(xv), by_hand, rtol=1e-4, atol=1e-5)
 
 
@@ -479,41 +489,17 @@ def test_classifier_baseline_matches_a_full_svd_pca_by_hand(tmp_path):
     from sklearn.linear_model import LogisticRegression
 
     from interface4d import baseline
-    from interface4d.augment import augment_batch
-    from interface4d.inputs import transform
     from interface4d.train import complete_training_config
 
     data = write_dataset(tmp_path / "c.h5", n=48, nx=3, k=8, task="classify", seed=7)
     cfg = complete_training_config({"classifier": {"dev_fraction": 0.25}, "augment": AUG})
     fitted = baseline.fit(data, "classify", cfg)
     n, c = (fitted.info["hyperparameters"][k] for k in ("pca_components", "C"))
-    with h5py.File(data) as f:
-        split, x, y = f["split"][()], f["x"][()], f["y"][()]
-        cells = f["cell"].asstr()[()]
-    tr, va = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
-    draws = [
-        augment_batch(
-            x[tr],
-            _uids(cells[tr]),
-            split="train",
-            seed=0,
-            epoch=e,
-            dose_range=AUG["dose"],
-            rotation_deg=2.0,
-        )  # fmt: skip
-        for e in range(baseline.REPLICAS["classify"])
-    ]
-    f_tr = transform(np.concatenate(draws), "sqrt").reshape(-1, 3 * 8 * 8).astype(np.float64)
-    y_tr = np.tile(y[tr], len(draws)).astype(np.int64)
-    mu, sd = f_tr.mean(axis=0), f_tr.std(axis=0)
-    sd[sd == 0] = 1.0
-    z = (f_tr - mu) / sd
+    z, y_tr, xv, z_va = _baseline_by_hand_inputs(data, "classify")
     zm = z.mean(axis=0)
     vt = np.linalg.svd(z - zm, full_matrices=False)[2][:n]
     logit = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
-    logit.fit((z - zm) @ vt.T, y_tr)
-    xv = augment_for_eval(x[va], _uids(cells[va]), AUG, "val")
-    f_va = transform(xv, "sqrt").reshape(len(va), -1).astype(np.float64)
-    by_hand = logit.predict_proba(((f_va - mu) / sd - zm) @ vt.T)
+    logit.fit((z - zm) @ vt.T, y_tr.astype(np.int64))
+    by_hand = logit.predict_proba((z_va - zm) @ vt.T)
     # the signs of the components are a convention; the probabilities do not depend on them
     np.testing.assert_allclose(fitted.predict(xv), by_hand, rtol=1e-4, atol=1e-5)

@@ -44,25 +44,40 @@ def test_the_strength_is_chosen_by_whole_groups_held_out():
     assert scores[5]["mae"] == pytest.approx(err / len(y), rel=1e-9)
 
 
-def test_warm_start_puts_the_network_at_the_ridge_fit_of_what_its_cnn_leaves():
+def _tiny_skip_model(n: int, seed: int):
+    """A tiny sqrt regressor with the linear path, ``n`` examples, targets, their cells (6) and
+    the random generator that drew them."""
     import keras
 
     from interface4d.model import build_model
-    from interface4d.warmstart import warm_start_skip
 
-    rng = np.random.default_rng(1)
-    x = rng.gamma(2.0, 1e-3, size=(24, 4, 8, 8)).astype(np.float32)
-    y = rng.uniform(0.1, 0.9, size=24).astype(np.float32)
-    cells = [f"c{i % 6}" for i in range(24)]
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(2.0, 1e-3, size=(n, 4, 8, 8)).astype(np.float32)
+    y = rng.uniform(0.1, 0.9, size=n).astype(np.float32)
+    cells = [f"c{i % 6}" for i in range(n)]
     keras.utils.set_random_seed(0)
     model = build_model(
         (4, 8, 8), "regress", [2], 3, [4, 4], 0.0, input_mean=np.zeros((4, 8, 8)),
         input_std=np.full((4, 8, 8), 1e-3), input_transform="sqrt", skip="linear",
     )  # fmt: skip
-    probe = keras.Model(
-        model.inputs, [model.get_layer("cnn_out").output, model.get_layer("skip_scale").output]
-    )
-    cnn, feats = (np.asarray(a, np.float64) for a in probe(x, training=False))
+    return model, x, y, cells, rng
+
+
+def _head_and_features(model, x, head: str):
+    """``head``'s output (``cnn``: the CNN's head; else the network) and the linear path's
+    features, as float64."""
+    import keras
+
+    out = model.get_layer("cnn_out").output if head == "cnn" else model.outputs[0]
+    probe = keras.Model(model.inputs, [out, model.get_layer("skip_scale").output])
+    return (np.asarray(a, np.float64) for a in probe(x, training=False))
+
+
+def test_warm_start_puts_the_network_at_the_ridge_fit_of_what_its_cnn_leaves():
+    from interface4d.warmstart import warm_start_skip
+
+    model, x, y, cells, _ = _tiny_skip_model(24, 1)
+    cnn, feats = _head_and_features(model, x, "cnn")
     info = warm_start_skip(model, x, y, cells)
     # by hand: the baseline's geometry (columns standardised), ridge of what the CNN leaves
     fs, mean, scale = standardised(feats)
@@ -85,25 +100,13 @@ def test_a_warm_start_without_the_linear_path_is_a_config_error():
 
 
 def test_refit_adds_the_ridge_fit_of_what_the_trained_network_misses():
-    import keras
-
-    from interface4d.model import build_model
     from interface4d.warmstart import refit_skip
 
-    rng = np.random.default_rng(2)
-    x = rng.gamma(2.0, 1e-3, size=(30, 4, 8, 8)).astype(np.float32)
-    y = rng.uniform(0.1, 0.9, size=30).astype(np.float32)
-    cells = [f"c{i % 6}" for i in range(30)]
-    keras.utils.set_random_seed(0)
-    model = build_model(
-        (4, 8, 8), "regress", [2], 3, [4, 4], 0.0, input_mean=np.zeros((4, 8, 8)),
-        input_std=np.full((4, 8, 8), 1e-3), input_transform="sqrt", skip="linear",
-    )  # fmt: skip
+    model, x, y, cells, rng = _tiny_skip_model(30, 2)
     skip = model.get_layer("linear_skip")
     kernel, bias = skip.get_weights()  # a "trained" path: not zero
     skip.set_weights([rng.normal(0, 0.01, kernel.shape).astype(np.float32), bias + 0.2])
-    probe = keras.Model(model.inputs, [model.outputs[0], model.get_layer("skip_scale").output])
-    net, feats = (np.asarray(a, np.float64) for a in probe(x, training=False))
+    net, feats = _head_and_features(model, x, "network")
     cnn_before = np.asarray(model.get_layer("cnn_out").get_weights()[0]).copy()
     info = refit_skip(model, x, y, cells)
     # by hand: ridge of what the network misses, on the path's features standardised per column

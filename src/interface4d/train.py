@@ -103,18 +103,18 @@ def complete_training_config(training_cfg: Mapping[str, Any] | None) -> dict[str
             f"config key 'training.classifier.skip' = {cfg['classifier']['skip']!r}: the "
             "linear skip applies to the step-position regressors only"
         )
+    path_fits = {
+        "skip_init": ("zeros", "a warm start"),
+        "skip_refit": ("none", "a refit of the linear path"),
+    }
     for block in ("classifier", "regressor"):
         b = cfg[block]
-        if b["skip_init"] != "zeros" and (b["skip"] != "linear" or int(b["members"]) != 1):
-            raise ConfigError(
-                f"config key 'training.{block}.skip_init' = {b['skip_init']!r}: a warm start "
-                "needs skip: linear and members: 1"
-            )
-        if b["skip_refit"] != "none" and (b["skip"] != "linear" or int(b["members"]) != 1):
-            raise ConfigError(
-                f"config key 'training.{block}.skip_refit' = {b['skip_refit']!r}: a refit of "
-                "the linear path needs skip: linear and members: 1"
-            )
+        for key, (off, what) in path_fits.items():
+            if b[key] != off and (b["skip"] != "linear" or int(b["members"]) != 1):
+                raise ConfigError(
+                    f"config key 'training.{block}.{key}' = {b[key]!r}: {what} needs skip: "
+                    "linear and members: 1"
+                )
     if cfg["classifier"]["mixup"]:
         raise ConfigError(
             f"config key 'training.classifier.mixup' = {cfg['classifier']['mixup']!r}: mixup "
