@@ -189,12 +189,14 @@ FFTW_WISDOM = workflow_wisdom_dir()
 
 def sim_launcher():
     """The simulate job's prefix: with GPUs, each cell takes a GPU of its own (gpu-slot), so
-    the cells a cluster group runs at once on a node do not all land on device 0."""
+    the cells a cluster group runs at once on a node do not all land on device 0. On CPUs,
+    interface4d-warm runs the job in a child of a server that imported abTEM once (~5 s a
+    cell; interface4d.warm). Cluster profiles set their own launcher."""
     if config["simulation"]["device"] == "gpu":
         return shlex.quote(
             str(Path(workflow.basedir) / "workflow" / "scripts" / "gpu-slot")
         )
-    return ""
+    return "interface4d-warm"
 
 
 # Reduction blocks: the learned cells of one kind and thickness (its buried steps; its
