@@ -92,6 +92,11 @@ RECIPES = {
                  "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
                          "standardise": "scalar", "mixup": 1.0, "weight_decay": 0.01,
                          "skip": "linear"}},  # fmt: skip
+    # the same with another seed (its initial weights and training draws): a second member
+    "reg-skip-s1": {"input": "sqrt", "dev_fraction": 0.0, "seed": 1,
+                    "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
+                            "standardise": "scalar", "mixup": 1.0, "weight_decay": 0.01,
+                            "skip": "linear"}},  # fmt: skip
     # the same, its linear path started at a ridge fit of what the initial CNN leaves
     "reg-skip-ridge": {"input": "sqrt", "dev_fraction": 0.0,
                        "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
@@ -138,7 +143,7 @@ def train(data: Path, task: str, recipe: dict, out: Path, epochs: int, threads: 
     cfg = {**BASE, block: opt}
     if "dev_fraction" in recipe:
         opt["dev_fraction"] = recipe["dev_fraction"]
-    for k in ("input", "class_balance"):
+    for k in ("input", "class_balance", "seed"):
         if k in recipe:
             cfg[k] = recipe[k]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2")

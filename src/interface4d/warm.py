@@ -270,7 +270,7 @@ def _start_server(path: Path) -> socket.socket | None:
         except FileNotFoundError:
             pass
         with open(path.with_suffix(".log"), "ab") as log:
-            subprocess.Popen(
+            server = subprocess.Popen(
                 [sys.executable, "-m", "interface4d.warm", "--serve", str(path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -280,7 +280,7 @@ def _start_server(path: Path) -> socket.socket | None:
                 cwd=path.parent,
             )
         deadline = time.monotonic() + START_S
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and server.poll() is None:  # it failed: plain
             if path.exists():
                 sock = _connect(path)
                 if sock is not None:
