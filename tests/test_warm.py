@@ -184,3 +184,27 @@ def test_the_launcher_runs_the_plain_command_outside_a_local_run(tmp_path, runti
     before = warm.server_key()
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert warm.server_key() != before
+
+
+def test_an_idle_server_exits_and_removes_its_socket(tmp_path):
+    """After ``INTERFACE4D_WARM_IDLE_S`` with no job the server exits and takes its socket with
+    it; the next job starts a new one."""
+    folder = Path(tempfile.mkdtemp(prefix="i4dw", dir="/tmp"))
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(folder), INTERFACE4D_WARM_IDLE_S="1")
+    for var in (*warm._BATCH_JOB_VARS, "INTERFACE4D_WARM"):
+        env.pop(var, None)
+    cmd = [str(BIN / "interface4d-warm"), str(BIN / "interface4d"), "validate", "--help"]
+    try:
+        for _ in range(2):
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0 and "usage: interface4d validate" in proc.stdout
+            sock = _socket(folder)
+            server = _server(folder)
+            deadline = time.monotonic() + 30
+            while sock.exists() or _pids_with(str(sock)):
+                assert time.monotonic() < deadline, f"server {server} still up"
+                time.sleep(0.1)
+    finally:
+        for pid in _pids_with(str(folder)):
+            os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -39,7 +39,7 @@ import threading
 import time
 from pathlib import Path
 
-IDLE_S = 60.0  # the server exits after this long with no job
+IDLE_S = 60.0  # the server exits after this long with no job (INTERFACE4D_WARM_IDLE_S)
 START_S = 120.0  # how long a launcher waits for a server to come up before running plain
 _ENV_PREFIXES = ("OMP_", "OPENBLAS_", "MKL_", "NUMBA_", "NUMEXPR_", "VECLIB_", "CUDA_", "CUPY_")
 _ENV_NAMES = ("PYTHONPATH", "PYTHONHASHSEED", "LD_LIBRARY_PATH", "ABTEM_CONFIG")
@@ -192,6 +192,7 @@ def serve(path: Path, idle_s: float = IDLE_S) -> None:
     listener.bind(str(tmp))
     listener.listen(64)
     os.replace(tmp, path)  # the socket appears only once the server can serve
+    inode = os.stat(path).st_ino  # ours, unless a later server replaced it
     children: dict[int, socket.socket] = {}
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
@@ -201,7 +202,9 @@ def serve(path: Path, idle_s: float = IDLE_S) -> None:
             for _ in selector.select(timeout=0.05):
                 conn, _ = listener.accept()
                 try:
+                    conn.settimeout(10.0)  # a launcher sends its request at once
                     request, fds = _recv(conn, maxfds=3)
+                    conn.settimeout(None)
                 except OSError:
                     conn.close()
                     continue
@@ -236,7 +239,7 @@ def serve(path: Path, idle_s: float = IDLE_S) -> None:
                 last = time.monotonic()
     finally:
         try:
-            if path.exists() and os.stat(path).st_ino == os.fstat(listener.fileno()).st_ino:
+            if os.stat(path).st_ino == inode:
                 path.unlink()
         except OSError:
             pass
@@ -271,7 +274,7 @@ def _start_server(path: Path) -> socket.socket | None:
             pass
         with open(path.with_suffix(".log"), "ab") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "interface4d.warm", "--serve", str(path)],
+                [sys.executable, "-m", "interface4d.warm", "--serve", str(path), str(_idle_s())],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -287,6 +290,13 @@ def _start_server(path: Path) -> socket.socket | None:
                     return sock
             time.sleep(0.05)
     return None
+
+
+def _idle_s() -> float:
+    try:
+        return float(os.environ.get("INTERFACE4D_WARM_IDLE_S", IDLE_S))
+    except ValueError:
+        return IDLE_S
 
 
 def _std_fds() -> list[int]:
@@ -353,8 +363,8 @@ def launch(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["--serve"] and len(argv) == 2:
-        serve(Path(argv[1]))
+    if argv[:1] == ["--serve"] and len(argv) == 3:
+        serve(Path(argv[1]), float(argv[2]))
         return 0
     return launch(argv)
 
