@@ -195,7 +195,9 @@ def test_simulate_command_passes_any_wisdom_folder_as_one_argument(tmp_path):
         out = subprocess.run(cmd, cwd=wd, env=e, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr[-3000:]
         (line,) = [x for x in out.stdout.splitlines() if "interface4d simulate" in x]
-        argv = shlex.split(line.split("interface4d", 1)[1].split(" 2> ")[0])
+        launcher, command = line.split("interface4d simulate", 1)
+        assert launcher.split()[-1] == "interface4d-warm"  # the local CPU launcher
+        argv = shlex.split("simulate" + command.split(" 2> ")[0])
         args = build_parser().parse_args(argv)
         assert args.fftw_wisdom == folder and args.output == target, argv
 
