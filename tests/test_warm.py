@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -208,3 +209,35 @@ def test_an_idle_server_exits_and_removes_its_socket(tmp_path):
         for pid in _pids_with(str(folder)):
             os.kill(pid, signal.SIGTERM)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_messages_keep_their_boundaries_and_descriptors(tmp_path):
+    """The launcher reads the child's pid and its exit status as two messages even when the
+    server's two replies arrive in one packet; a request carries the three descriptors."""
+    import socket
+
+    server, launcher = socket.socketpair()
+    with server, launcher, launcher.makefile("rb") as replies:
+        packet = b""
+        for message in ({"pid": 12345}, {"exit": 143}):
+            body = json.dumps(message).encode()
+            packet += warm._HEADER.pack(len(body)) + body
+        server.sendall(packet)
+        assert warm._read(replies) == {"pid": 12345}
+        assert warm._read(replies) == {"exit": 143}
+        log = tmp_path / "job.log"
+        with open(log, "w") as fh:
+            request = {"argv": ["interface4d", "simulate"], "env": {"X": "y" * 100_000}}
+            sender = threading.Thread(
+                target=warm._send, args=(launcher, request, [0, 1, fh.fileno()])
+            )
+            sender.start()
+            got, fds = warm._recv_request(server)
+            sender.join()
+        assert got == request and len(fds) == 3
+        os.write(fds[2], b"through the passed descriptor\n")
+        assert log.read_text() == "through the passed descriptor\n"
+        for fd in fds:
+            os.close(fd)
+        server.shutdown(socket.SHUT_WR)
+        assert warm._read(replies) is None

@@ -104,27 +104,34 @@ def socket_path(key: str) -> Path:
 def _send(sock: socket.socket, obj, fds: list[int] | None = None) -> None:
     data = json.dumps(obj).encode()
     payload = _HEADER.pack(len(data)) + data
-    if fds:
-        socket.send_fds(sock, [payload], fds)
-    else:
-        sock.sendall(payload)
+    sent = socket.send_fds(sock, [payload], fds) if fds else 0
+    sock.sendall(payload[sent:])
 
 
-def _recv(sock: socket.socket, maxfds: int = 0):
-    """One message and the descriptors sent with it; (None, []) at end of stream."""
-    if maxfds:
-        data, fds, _, _ = socket.recv_fds(sock, 1 << 16, maxfds)
-    else:
-        data, fds = sock.recv(1 << 16), []
+def _recv_request(sock: socket.socket):
+    """The server's read of a launcher's one request and the three descriptors sent with it;
+    (None, fds) if the stream ends first. A launcher sends nothing else until it is answered."""
+    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+    while data and (
+        len(data) < _HEADER.size or len(data) < _HEADER.size + _HEADER.unpack_from(data)[0]
+    ):
+        more = sock.recv(1 << 16)
+        data = data + more if more else b""
     if not data:
         return None, fds
-    while len(data) < _HEADER.size or len(data) < _HEADER.size + _HEADER.unpack_from(data)[0]:
-        more = sock.recv(1 << 16)
-        if not more:
-            return None, fds
-        data += more
     (n,) = _HEADER.unpack_from(data)
     return json.loads(data[_HEADER.size : _HEADER.size + n]), fds
+
+
+def _read(stream):
+    """The launcher's read of the server's next message (buffered: the child's pid and its exit
+    status may arrive in one packet); None if the stream ends first."""
+    head = stream.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        return None
+    (n,) = _HEADER.unpack(head)
+    body = stream.read(n)
+    return json.loads(body) if len(body) == n else None
 
 
 # --------------------------------------------------------------------------- server
@@ -203,7 +210,7 @@ def serve(path: Path, idle_s: float = IDLE_S) -> None:
                 conn, _ = listener.accept()
                 try:
                     conn.settimeout(10.0)  # a launcher sends its request at once
-                    request, fds = _recv(conn, maxfds=3)
+                    request, fds = _recv_request(conn)
                     conn.settimeout(None)
                 except OSError:
                     conn.close()
@@ -335,11 +342,11 @@ def launch(argv: list[str]) -> int:
         sock = None
     if sock is None:
         return _plain(argv)
-    with sock:
+    with sock, sock.makefile("rb") as replies:
         request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
         try:
             _send(sock, request, fds=_std_fds())
-            started, _ = _recv(sock)
+            started = _read(replies)
         except OSError:
             started = None
         if not started:  # the server was exiting: nothing ran, so run it here
@@ -354,7 +361,7 @@ def launch(argv: list[str]) -> int:
 
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, forward)
-        done, _ = _recv(sock)
+        done = _read(replies)
     if not done:
         print("interface4d-warm: lost the server before the job ended", file=sys.stderr)
         return 1
