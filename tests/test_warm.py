@@ -3,6 +3,7 @@ once gives the plain command's bits, log and exit status, and Snakemake's cancel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,50 +25,57 @@ BIN = Path(sys.executable).parent
 CELL = "t40/step-d3"
 
 
-@pytest.fixture(scope="module")
-def runtime():
-    """A private runtime folder (short: a socket path has ~100 bytes) and the environment
-    that points the launcher there; the server is stopped at the end."""
+@contextlib.contextmanager
+def _private_runtime(**extra: str):
+    """A private runtime folder (short: a socket path has ~100 bytes) and the environment that
+    points the launcher there, free of batch-job and off-switch variables; any server started
+    there is stopped at the end."""
     folder = Path(tempfile.mkdtemp(prefix="i4dw", dir="/tmp"))
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(folder), OMP_NUM_THREADS="1")
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(folder), **extra)
     for var in (*warm._BATCH_JOB_VARS, "INTERFACE4D_WARM", "INTERFACE4D_FFTW_WISDOM"):
         env.pop(var, None)
-    yield folder, env
-    for pid in _pids_with(str(folder)):
-        os.kill(pid, signal.SIGTERM)
-    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        yield folder, env
+    finally:
+        for pid in _pids_with(str(folder)):
+            os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    with _private_runtime(OMP_NUM_THREADS="1") as folder_env:
+        yield folder_env
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every process: {pid: (parent pid, command line)}."""
+    out = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            except (OSError, IndexError, ValueError):
+                continue
+            out[int(proc.name)] = (ppid, cmdline)
+    return out
 
 
 def _pids_with(text: str) -> list[int]:
     """Processes whose command line contains ``text`` (the server's names its socket)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().decode(
-                errors="replace"
-            ):
-                pids.append(int(proc.name))
-        except OSError:
-            pass
-    return pids
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+    return [pid for pid, (_, cmdline) in _processes().items() if text in cmdline]
 
 
 def _children(pid: int) -> list[int]:
-    procs = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-    return [p for p in procs if _parent(p) == pid]
+    return [p for p, (ppid, _) in _processes().items() if ppid == pid]
 
 
 def _server(folder: Path) -> int:
     """The one server for this folder (its forked jobs share its command line)."""
-    pids = _pids_with(str(_socket(folder)))
-    (server,) = [p for p in pids if _parent(p) not in pids]
+    procs = _processes()
+    pids = [p for p, (_, cmdline) in procs.items() if str(_socket(folder)) in cmdline]
+    (server,) = [p for p in pids if procs[p][0] not in pids]
     return server
 
 
@@ -190,12 +198,8 @@ def test_the_launcher_runs_the_plain_command_outside_a_local_run(tmp_path, runti
 def test_an_idle_server_exits_and_removes_its_socket(tmp_path):
     """After ``INTERFACE4D_WARM_IDLE_S`` with no job the server exits and takes its socket with
     it; the next job starts a new one."""
-    folder = Path(tempfile.mkdtemp(prefix="i4dw", dir="/tmp"))
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(folder), INTERFACE4D_WARM_IDLE_S="1")
-    for var in (*warm._BATCH_JOB_VARS, "INTERFACE4D_WARM"):
-        env.pop(var, None)
     cmd = [str(BIN / "interface4d-warm"), str(BIN / "interface4d"), "validate", "--help"]
-    try:
+    with _private_runtime(INTERFACE4D_WARM_IDLE_S="1") as (folder, env):
         for _ in range(2):
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
             assert proc.returncode == 0 and "usage: interface4d validate" in proc.stdout
@@ -205,10 +209,6 @@ def test_an_idle_server_exits_and_removes_its_socket(tmp_path):
             while sock.exists() or _pids_with(str(sock)):
                 assert time.monotonic() < deadline, f"server {server} still up"
                 time.sleep(0.1)
-    finally:
-        for pid in _pids_with(str(folder)):
-            os.kill(pid, signal.SIGTERM)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_messages_keep_their_boundaries_and_descriptors(tmp_path):

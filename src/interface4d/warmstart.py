@@ -17,10 +17,11 @@ form before training and then held fixed, and the CNN learns what it leaves:
 With ``skip_refit: ridge`` the path is completed after training instead: SGD trains CNN and path
 together as usual, and then the ridge regression of what the *trained network* still misses on
 its training draws (``y - network(x)``, same features; the strength the folds choose for a
-ridge of ``y``) is added to the path. A network with ``skip: linear`` is linear in the path's weights, so this is the exact
-least-squares (ridge) solution for the path given the trained CNN: SGD with mixup and weight
-decay leaves the network short of fitting its own training cells (training MAE 0.013-0.016
-against ridge's 0.009 on the demo), and the refit closes that gap without touching the CNN.
+ridge of ``y``) is added to the path. A network with ``skip: linear`` is linear in the path's
+weights, so this is the exact least-squares (ridge) solution for the path given the trained
+CNN: SGD with mixup and weight decay leaves the network short of fitting its own training cells
+(training MAE 0.013-0.016 against ridge's 0.009 on the demo), and the refit closes that gap
+without touching the CNN.
 Chosen by cross-validation over the training cells (``benchmarks/skip_refit_cv.py``).
 
 The validation cells are not read. NumPy only, apart from the model passed in.
