@@ -347,6 +347,14 @@ def test_summary_and_the_report_headline(tmp_path):
         "comparison": {
             "accuracy": {"network": 0.875, "baseline": 0.9, "network_at_or_above_baseline": False}
         },
+        "paired": {
+            "accuracy_minus_baseline": -0.025,
+            "accuracy_minus_baseline_ci95": [-0.1, 0.05],
+            "network_only_right": 2,
+            "baseline_only_right": 3,
+            "n": 40,
+            "n_cells": 10,
+        },
         "dose": [
             {"dose": "1000", "dose_e_per_pattern": 1e3, "accuracy": 0.6},
             {"dose": NOISELESS, "dose_e_per_pattern": None, "accuracy": 0.9},
@@ -403,6 +411,11 @@ def test_summary_and_the_report_headline(tmp_path):
     assert any("does not beat its linear baseline on accuracy" in v for v in h["verdict"])
     assert any("worse than its ridge baseline at 200 Å" in v for v in h["verdict"])
     assert any("100 Å -0.020 [-0.050, +0.010]" in v for v in h["verdict"])
+    assert any(
+        "same 40 held-out lines of 10 cells (95 % bootstrap over cells): -0.025 [-0.100, +0.050]; "
+        "only the network is right on 2 lines, only the baseline on 3" in v
+        for v in h["verdict"]
+    )
     table = pd.read_csv(tmp_path / "m/headline.csv")
     assert table["value"].tolist()[:5] == [0.875, 0.9, 1.0, 0.05, 0.125]
     assert table["n"].tolist()[:5] == [40, 10, 8, 4, 3]
@@ -503,3 +516,26 @@ def test_classifier_baseline_matches_a_full_svd_pca_by_hand(tmp_path):
     by_hand = logit.predict_proba((z_va - zm) @ vt.T)
     # the signs of the components are a convention; the probabilities do not depend on them
     np.testing.assert_allclose(fitted.predict(xv), by_hand, rtol=1e-4, atol=1e-5)
+
+
+def test_paired_accuracy_counts_the_lines_only_one_model_gets_right():
+    from interface4d.metrics import bootstrap_interval
+    from interface4d.scores import paired_accuracy
+
+    df = pd.DataFrame(
+        {
+            "cell": ["a", "a", "b", "b", "c", "c", "c"],
+            "correct": [True, True, False, True, True, False, True],
+            "correct_baseline": [True, False, True, False, False, False, True],
+        }
+    )
+    p = paired_accuracy(df, seed=3)
+    # by hand: the network alone on lines 1, 3, 4; the baseline alone on line 2
+    assert (p["network_only_right"], p["baseline_only_right"]) == (3, 1)
+    assert p["accuracy_minus_baseline"] == pytest.approx((5 - 3) / 7)
+    diff = np.array([0, 1, -1, 1, 1, 0, 0], float)
+    assert p["accuracy_minus_baseline_ci95"] == list(bootstrap_interval(diff, df["cell"], seed=3))
+    assert (p["n"], p["n_cells"]) == (7, 3)
+    # one cell: the interval collapses onto the difference itself
+    one = paired_accuracy(df[df["cell"] == "b"])
+    assert one["accuracy_minus_baseline_ci95"] == [0.0, 0.0]

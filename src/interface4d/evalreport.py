@@ -202,6 +202,7 @@ def headline_numbers(
             **{k: cls.get(k) for k in CLASSIFICATION_HEADLINE},
             "baseline": {k: base.get(k) for k in BASELINE_HEADLINE},
             "comparison": cls.get("comparison"),
+            "paired": cls.get("paired"),
         },
     }
     if reg is not None:
@@ -238,6 +239,10 @@ def _regression_headline(reg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _lines(n: int) -> str:
+    return f"{n} line" if n == 1 else f"{n} lines"
+
+
 def verdict(headline: Mapping[str, Any]) -> list[str]:
     """Plain sentences: where each network stands against its linear baseline."""
     out = []
@@ -250,6 +255,16 @@ def verdict(headline: Mapping[str, Any]) -> list[str]:
             + ": it has not learned what its data holds."
             if worse
             else "The classifier is at or above its linear baseline on every reported accuracy."
+        )
+    paired = (headline.get("classification") or {}).get("paired") or {}
+    if paired.get("accuracy_minus_baseline_ci95"):
+        lo, hi = paired["accuracy_minus_baseline_ci95"]
+        out.append(
+            "Network minus baseline classifier accuracy per line, paired over the same "
+            f"{paired['n']} held-out lines of {paired['n_cells']} cells (95 % bootstrap over "
+            f"cells): {paired['accuracy_minus_baseline']:+.3f} [{lo:+.3f}, {hi:+.3f}]; only the "
+            f"network is right on {_lines(paired['network_only_right'])}, only the baseline on "
+            f"{_lines(paired['baseline_only_right'])}."
         )
     reg = headline.get("regression") or {}
     flags = reg.get("network_at_or_below_baseline") or {}

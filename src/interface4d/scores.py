@@ -5,7 +5,8 @@
   (:func:`classifier_metrics`, the numbers of ``classifier.json``);
 * step-position regressor: MAE with a 95 % bootstrap interval over cells, RMSE, and the paired
   difference to the ridge baseline on the same examples (:func:`thickness_scores`);
-* :func:`comparison` -- where the network stands against its baseline, metric by metric.
+* :func:`comparison` -- where the network stands against its baseline, metric by metric;
+  :func:`paired_accuracy` -- the classifier's difference to it over the same lines.
 """
 
 from __future__ import annotations
@@ -90,6 +91,27 @@ def comparison(net: Mapping[str, Any], base: Mapping[str, Any], keys, lower_is_b
         good = a <= b + 1e-12 if lower_is_better else a >= b - 1e-12
         out[k] = {"network": a, "baseline": b, "network_at_or_above_baseline": bool(good)}
     return out
+
+
+def paired_accuracy(df: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
+    """The network's accuracy per line minus its baseline's, paired over the same held-out lines
+    of classifier table ``df`` (columns ``correct``, ``correct_baseline``, ``cell``), with a 95 %
+    bootstrap interval over cells, and the lines only one of the two gets right (the discordant
+    pairs: all that tells two classifiers apart on the same lines)."""
+    net = df["correct"].to_numpy(bool)
+    base = df["correct_baseline"].to_numpy(bool)
+    diff = net.astype(np.float64) - base.astype(np.float64)
+    cells = df["cell"].to_numpy()
+    return {
+        "accuracy_minus_baseline": float(diff.mean()) if len(diff) else None,
+        "accuracy_minus_baseline_ci95": (
+            list(metrics.bootstrap_interval(diff, cells, seed=seed)) if len(diff) else None
+        ),
+        "network_only_right": int((net & ~base).sum()),
+        "baseline_only_right": int((~net & base).sum()),
+        "n": int(len(diff)),
+        "n_cells": int(len(set(cells.tolist()))),
+    }
 
 
 def thickness_scores(
@@ -187,4 +209,5 @@ def classifier_metrics(
             base_flat,
             ("accuracy", "balanced_accuracy", "cell_accuracy", "cell_accuracy_detectable"),
         ),
+        "paired": paired_accuracy(df),
     }
