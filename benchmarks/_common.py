@@ -26,7 +26,9 @@ if str(ROOT) not in sys.path:
 
 def cpu_model() -> str:
     """The CPU's model name: /proc/cpuinfo, else lscpu (VMs often hide it from cpuinfo), else
-    vendor / family / model numbers."""
+    vendor / family / model numbers. A VM's name can be as bare as "AMD EPYC", and hosts behind
+    the same name have run the demo 1.7x apart, so the family / model numbers and the widest
+    vector extension follow it."""
     fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -35,7 +37,12 @@ def cpu_model() -> str:
     except OSError:
         pass
     if fields.get("model name"):
-        return fields["model name"]
+        flags = set(fields.get("flags", "").split())
+        simd = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "no avx2"
+        return (
+            f"{fields['model name']} (family {fields.get('cpu family', '?')} model "
+            f"{fields.get('model', '?')}, {simd})"
+        )
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
         for line in out.splitlines():
