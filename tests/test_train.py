@@ -519,6 +519,7 @@ def test_mixup_batches_mix_patterns_and_step_fractions_with_their_own_draws(tmp_
     try:
         rows = d.fit_indices[::-1]
         (xb, yb), *_ = augmented_batches(d, rows, len(rows), kw, pool, mixup=1.0)
+        (xs, ys), *_ = augmented_batches(d, rows, len(rows), kw, pool, 1.0, mix_space="sqrt")
         halves = [
             b for part in (rows[:5], rows[5:]) for b in augmented_batches(d, part, 8, kw, pool, 1.0)
         ]
@@ -532,6 +533,11 @@ def test_mixup_batches_mix_patterns_and_step_fractions_with_their_own_draws(tmp_
     np.testing.assert_allclose(yb, lam * y + (1 - lam) * yp, rtol=1e-6)
     mixed = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * xp
     np.testing.assert_allclose(xb[..., 0], mixed, rtol=1e-4, atol=1e-6)  # dose 1e12: no noise
+    # mixup_space: transformed (sqrt input): the same partners and weights, the mean taken on
+    # the square roots of the patterns
+    root = lam[:, None, None, None] * np.sqrt(x) + (1 - lam[:, None, None, None]) * np.sqrt(xp)
+    np.testing.assert_allclose(np.sqrt(np.maximum(xs[..., 0], 0)), root, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(ys, yb)
     # an example's partner and weight do not depend on the batch it is in
     np.testing.assert_array_equal(np.concatenate([b[1] for b in halves]), yb)
     other = mixup_draws(d.train.uids(rows), seed=3, epoch=3, pool_size=len(rows), alpha=1.0)
@@ -640,3 +646,21 @@ def test_a_refitted_regressor_fits_its_training_cells_and_reads_no_validation_ro
         d.close()
     got = np.mean(np.abs(predict(load(tmp_path / "a" / "model.keras"), xd) - yd))
     assert got == pytest.approx(refit["training_mae_after"], rel=1e-3, abs=1e-4)
+
+
+def test_mixup_takes_the_mean_in_the_space_the_input_transform_gives():
+    from interface4d.inputs import mix, transform
+
+    rng = np.random.default_rng(5)
+    a = rng.gamma(2.0, 1e-3, size=(4, 3, 6, 6)).astype(np.float32)
+    b = rng.gamma(2.0, 1e-2, size=(4, 3, 6, 6)).astype(np.float32)
+    lam = rng.uniform(size=4).astype(np.float32)[:, None, None, None]
+    for kind in ("sqrt", "log"):
+        want = lam * transform(a, kind) + (1 - lam) * transform(b, kind)
+        np.testing.assert_allclose(
+            transform(mix(a, b, lam, kind), kind), want, rtol=2e-5, atol=1e-6
+        )
+    # in the raw space it is the plain weighted mean, bit for bit (what mixup did before)
+    np.testing.assert_array_equal(mix(a, b, lam, "linear"), lam * a + (1 - lam) * b)
+    # the sqrt mean of two patterns lies below their raw mean (Jensen): a different example
+    assert np.all(mix(a, b, lam, "sqrt") <= mix(a, b, lam, "linear") + 1e-9)

@@ -138,7 +138,8 @@ def run_epoch(run: Run, model, epoch: int, train_step, eval_step, pool):
         "rotation_deg": aug["rotation_deg"],
     }
     mixup = float(run.opt["mixup"])
-    for x, y in augmented_batches(data, shard, run.batch, train_kw, pool, mixup):
+    space = run.cfg["input"] if run.opt["mixup_space"] == "transformed" else "linear"
+    for x, y in augmented_batches(data, shard, run.batch, train_kw, pool, mixup, space):
         loss, msum, gnorm = train_step(tf.constant(x), tf.constant(y))
         grad_max = max(grad_max, float(gnorm))
         sums[0] += float(loss) * len(y)

@@ -35,6 +35,18 @@ def transform(x: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"input transform must be one of {TRANSFORMS}, not {kind!r}")
 
 
+def mix(a: np.ndarray, b: np.ndarray, lam: np.ndarray, kind: str) -> np.ndarray:
+    """Raw intensities whose transform ``kind`` is ``lam * T(a) + (1 - lam) * T(b)`` (mixup in
+    the space the network's input layer sees; ``lam`` broadcasts against the examples)."""
+    lam = np.asarray(lam, dtype=np.float32)
+    t = lam * transform(a, kind) + (1 - lam) * transform(b, kind)
+    if kind == "sqrt":
+        return np.square(t)
+    if kind == "log":
+        return np.exp(t) - np.float32(LOG_FLOOR)
+    return t
+
+
 SCALES = ("voxel", "scalar")
 
 

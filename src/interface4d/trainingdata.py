@@ -138,11 +138,14 @@ def augmented_batches(
     augment_kw: dict[str, Any],
     pool: ThreadPoolExecutor,
     mixup: float = 0.0,
+    mix_space: str = "linear",
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Augmented batches (x with a channel axis, y), in the order of ``indices``, the next one
     prepared in ``pool``. ``mixup > 0`` (training batches of a regressor): each example mixed
-    with a partner from the fit examples first (:func:`interface4d.augment.mixup_draws`)."""
+    with a partner from the fit examples first (:func:`interface4d.augment.mixup_draws`), the
+    patterns in the space of input transform ``mix_space`` (:func:`interface4d.inputs.mix`)."""
     from interface4d.augment import augment_batch, mixup_draws
+    from interface4d.inputs import mix
 
     def prepare(chunk: np.ndarray):
         x, y = data.read(chunk)
@@ -156,7 +159,7 @@ def augmented_batches(
                 alpha=mixup,
             )
             xp, yp = data.read(data.fit_indices[pos])
-            x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * xp
+            x = mix(x, xp, lam[:, None, None, None], mix_space)
             y = (lam * y + (1 - lam) * yp).astype(np.float32)
         x = augment_batch(x, uids, **augment_kw)
         return x[..., None], y
