@@ -20,7 +20,11 @@ its step cells and of its intermixed cells, whatever the hashes. The *structure*
 cell ids (a cell's examples all land on one side); the *random* protocol (the paper's) splits
 example keys ``f"{cell}#{line}"``. Adding a key to a stratum moves at most one old key of that
 stratum (the quota grows by at most one and the ranks shift by at most one); other strata are
-untouched. :func:`dev_cells` carves the *development* cells (model selection, early stopping)
+untouched. With ``placement="even"`` (structure protocol) a stratum's quota is instead spaced
+evenly along its step depths (Ti fractions and seeds) from one seeded offset, never its first or
+last cell (:func:`_evenly_spaced`): the validation cells span the depth range and each lies
+between training cells, which a hash ranking does not promise (it may hold out the shallowest
+step, or five neighbouring depths). :func:`dev_cells` carves the *development* cells (model selection, early stopping)
 from the training cells by the same rule with another seed stream.
 
 Output file (``x``, ``y``, ``split``, ``cell``, ``line``, ``sources/*``, attrs) and manifest
@@ -105,32 +109,72 @@ def _default_stratum(key: str) -> str:
     return f"{cell.kind}@{cell.thickness:g}"
 
 
+PLACEMENTS = ("hash", "even")
+
+
+def _natural_order(key: str) -> tuple:
+    """Where a key sits along its stratum's grid axis: a step cell by its depth, a diffusion
+    cell by its Ti fraction and seed (then the key, so that any keys have an order)."""
+    try:
+        c = parse_cell(key.split("#", 1)[0])
+    except ValueError:
+        return (math.inf, math.inf, key)
+    if c.kind == "step":
+        return (float(c.depth), 0.0, key)
+    if c.kind == "diffusion":
+        return (float(c.ti_fraction), float(c.seed), key)
+    return (0.0, 0.0, key)
+
+
+def _evenly_spaced(members: list[str], quota: int, seed: int | str, stratum: str) -> list[str]:
+    """``quota`` of a stratum's keys, evenly spaced along its grid axis with one seeded offset
+    (systematic sampling): with ``m = n - 2`` interior keys, ``1 + floor((i + u) m / quota)``
+    for ``i < quota`` and ``u = split_hash(seed, 'offset:' + stratum)``, so that the first and
+    last keys stay on the training side and every validation key lies between training keys
+    (the whole range when ``m < quota``)."""
+    ordered = sorted(members, key=_natural_order)
+    n = len(ordered)
+    first, m = (1, n - 2) if n - 2 >= quota else (0, n)
+    u = split_hash(seed, f"offset:{stratum}")
+    return [ordered[first + math.floor((i + u) * m / quota)] for i in range(quota)]
+
+
 def assign_split(
     keys: Iterable[str],
     val_fraction: float,
     seed: int | str,
     strata: Mapping[str, str] | None = None,
+    placement: str = "hash",
 ) -> dict[str, str]:
     """{key: 'train' | 'val'} by the rule in the module doc.
 
     ``keys`` are cell ids (structure protocol) or example keys ``cell#line`` (random protocol);
     ``strata`` maps each key to its stratum (default: the kind and thickness of its cell).
+    ``placement``: ``hash`` ranks a stratum's keys by their hash; ``even`` spaces its
+    validation keys evenly along the stratum's step depths or Ti fractions
+    (:func:`_evenly_spaced`), the same quota.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"reduction.val_fraction = {val_fraction!r}: must lie in (0, 1)")
+    if placement not in PLACEMENTS:
+        raise ValueError(f"reduction.placement = {placement!r}: must be one of {PLACEMENTS}")
     keys = list(dict.fromkeys(keys))
     u = {k: split_hash(seed, k) for k in keys}
     groups: dict[str, list[str]] = {}
     for k in keys:
         groups.setdefault(strata[k] if strata is not None else _default_stratum(k), []).append(k)
     side = dict.fromkeys(keys, "train")
-    for members in groups.values():
+    for stratum, members in groups.items():
         n = len(members)
         if n == 1:
             quota = int(u[members[0]] < val_fraction)
         else:
             quota = min(max(int(math.floor(val_fraction * n + 0.5)), 1), n - 1)
-        for k in sorted(members, key=lambda k: (u[k], k))[:quota]:
+        if placement == "even" and quota:
+            held = _evenly_spaced(members, quota, seed, stratum)
+        else:
+            held = sorted(members, key=lambda k: (u[k], k))[:quota]
+        for k in held:
             side[k] = "val"
     return side
 
@@ -311,22 +355,43 @@ def _split_params(reduction: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"reduction.split = {reduction['split']!r}: must be 'structure' or 'random'"
         )
+    placement = reduction.get("placement", "hash")
+    if placement not in PLACEMENTS:
+        raise ValueError(f"reduction.placement = {placement!r}: must be one of {PLACEMENTS}")
     return {
         "split": reduction["split"],
         "split_seed": int(reduction["split_seed"]),
         "val_fraction": float(reduction["val_fraction"]),
+        "placement": placement,
     }
+
+
+def _placement(params: Mapping[str, Any], protocol: str) -> str:
+    """Even spacing places cells along a grid axis: the structure protocol's rule only."""
+    return params["placement"] if protocol == "structure" else "hash"
 
 
 def _split_attrs(reduction: Mapping[str, Any], protocol: str) -> dict[str, Any]:
     params = _split_params(reduction)
+    quota = "k = round(val_fraction * n) (1 <= k <= n - 1 when n >= 2) of a stratum's n keys"
+    if _placement(params, protocol) == "even":
+        rule = (
+            f"per stratum (kind, thickness), {quota} evenly spaced along its step depths "
+            "(Ti fractions, seeds): sorted, m = n - 2 interior keys, those at 1 + floor((i + u) "
+            "m / k), u = sha256(f'{seed}:offset:{stratum}') in [0, 1) (the whole range if m < k)"
+        )
+    else:
+        rule = (
+            f"per stratum (kind, thickness), {quota}: those first when ranked by "
+            "sha256(f'{seed}:{key}')"
+        )
     return {
         "reduction": dict(reduction),
         "split": protocol,
         "split_seed": params["split_seed"],
         "val_fraction": params["val_fraction"],
-        "split_rule": "per stratum (kind, thickness) of n keys ranked by sha256(f'{seed}:{key}'), "
-        "the first round(val_fraction * n) (1 <= k <= n - 1 when n >= 2) are validation",
+        "placement": _placement(params, protocol),
+        "split_rule": rule,
     }
 
 
@@ -377,7 +442,12 @@ def gather_classify(
                 (ci, line, c.cell if protocol == "structure" else example_key(c.cell, line))
             )
     params = _split_params(reduction)
-    side = assign_split([k for *_, k in keys], params["val_fraction"], params["split_seed"])
+    side = assign_split(
+        [k for *_, k in keys],
+        params["val_fraction"],
+        params["split_seed"],
+        placement=_placement(params, protocol),
+    )
     examples = [(ci, line, side[key], float(CLASSES[cells[ci].kind])) for ci, line, key in keys]
     attrs = {**_split_attrs(reduction, protocol), "classes": CLASSES}
     _write_examples(Path(out_h5), "classify", cells, examples, np.int8, attrs)
@@ -408,7 +478,12 @@ def gather_regress(
         raise ValueError(f"gather_regress: no step cell of thickness {thickness:g} A given")
     _check_compatible(cells, reduction)
     params = _split_params(reduction)
-    side = assign_split([c.cell for c in cells], params["val_fraction"], params["split_seed"])
+    side = assign_split(
+        [c.cell for c in cells],
+        params["val_fraction"],
+        params["split_seed"],
+        placement=params["placement"],
+    )
     examples = []
     for ci, c in enumerate(cells):
         s = c.settings

@@ -32,7 +32,7 @@ EXECUTION_KEYS = ("device", "threads", "max_batch")
 # kept or removed once reduced; the store keys under full).
 STORE_KEYS = ("store", "store_crop_mrad", "store_window_x")
 # The keys of the ``reduction`` block that decide a reduced file; the others (val_fraction,
-# split, split_seed) decide only the train/validation split of the datasets.
+# split, placement, split_seed) decide only the train/validation split of the datasets.
 REDUCE_KEYS = ("crop_mrad", "bin", "window_x")
 
 # Library modules whose source decides what a simulated cell contains. Their hash is part of
