@@ -138,6 +138,11 @@ def test_unknown_override_key_is_one_line(tiny_raw):
             "config key 'simulation.scan.window_x' = 'half': must be a list of 2 numbers or 'full'",
         ),
         ("grid.seeds", [], "config key 'grid.seeds' = []: needs at least 1 item"),
+        (
+            "reduction.placement",
+            "spread",
+            "config key 'reduction.placement' = 'spread': must be one of 'hash', 'even'",
+        ),
     ],
 )
 def test_bad_value_is_one_line_with_its_path(tiny_raw, path, value, expect):

@@ -162,6 +162,26 @@ def test_structure_split_keeps_cells_whole_and_both_classes_on_both_sides(reduce
     assert dict(zip(manifest["cell"], manifest["split"], strict=True)) == expected
 
 
+def test_gathered_sets_place_validation_cells_as_configured(reduced, tmp_path):
+    h5, manifest = gather(reduced.values(), tmp_path, "even", placement="even")
+    expected = assign_split(list(reduced), 0.2, 0, placement="even")
+    assert dict(zip(manifest["cell"], manifest["split"], strict=True)) == expected
+    with h5py.File(h5, "r") as fh:
+        assert fh.attrs["placement"] == "even" and "evenly spaced" in fh.attrs["split_rule"]
+    rh5, rcsv = tmp_path / "regress.h5", tmp_path / "regress.csv"
+    datasets.gather_regress(
+        list(reduced.values()), 40, rh5, rcsv, {**REDUCTION, "placement": "even"}
+    )
+    regress = pd.read_csv(rcsv)
+    assert all(expected[c] == s for c, s in zip(regress["cell"], regress["split"], strict=True))
+    # the paper's random protocol splits examples, not cells along an axis: placement is moot
+    rnd, _ = gather(reduced.values(), tmp_path, "rnd", split="random", placement="even")
+    with h5py.File(rnd, "r") as fh:
+        assert fh.attrs["placement"] == "hash"
+    with pytest.raises(ValueError, match="reduction.placement = 'middle'"):
+        gather(reduced.values(), tmp_path, "bad", placement="middle")
+
+
 def test_split_is_identical_on_rerun_and_whatever_the_input_order(reduced, tmp_path):
     h1, m1 = gather(reduced.values(), tmp_path, "one")
     h2, m2 = gather(reversed(list(reduced.values())), tmp_path, "two")
@@ -362,6 +382,38 @@ def test_adding_cells_moves_at_most_one_old_cell_per_stratum():
         assert len(moved) <= 1 and all(
             (parse_cell(c).kind, parse_cell(c).thickness) == key for c in moved
         ), moved
+
+
+def test_even_placement_spreads_each_stratums_validation_cells_over_its_range():
+    # the demo's strata: 19 step depths (5 held out), 5 Ti fractions x 2 seeds (3 held out)
+    steps = [
+        f"t200/step-d{d}"
+        for d in (3, 5, 8, 10, 13, 15, 18, 20, 23, 26, 28, 31, 33, 36, 38, 41, 43, 46, 48)
+    ]
+    mixed = [f"t200/diffusion-ti{t}-s{s}" for t in (0.1, 0.2, 0.3, 0.4, 0.5) for s in (1, 2)]
+    cells = list(reversed(steps)) + mixed  # input order does not matter
+    offsets, times_held = set(), [0] * len(steps)
+    for seed in range(40):
+        split = assign_split(cells, 0.25, seed, placement="even")
+        assert split == assign_split(sorted(cells), 0.25, seed, placement="even")
+        for members, held in ((steps, 5), (mixed, 3)):  # members in grid order
+            side = [split[c] for c in members]
+            assert side.count("val") == held
+            idx = [i for i, s in enumerate(side) if s == "val"]
+            # evenly spaced: consecutive held-out cells n / held apart, +-1
+            gaps = np.diff(idx)
+            n = len(members)
+            assert gaps.min() >= n // held and gaps.max() <= -(-n // held), (seed, idx)
+        offsets.add(tuple(c for c in steps if split[c] == "val"))
+        for i, c in enumerate(steps):
+            times_held[i] += split[c] == "val"
+    assert len(offsets) > 3  # the seed moves the offset
+    # every depth, the shallowest and the deepest too, is held out by some seeds
+    assert min(times_held) > 0, times_held
+    two = ["t40/step-d3", "t40/step-d7"]
+    assert sorted(assign_split(two, 0.5, 0, placement="even").values()) == ["train", "val"]
+    with pytest.raises(ValueError, match="placement = 'spread'"):
+        assign_split(cells, 0.25, 0, placement="spread")
 
 
 def test_development_cells_come_from_training_cells_only_and_spare_singletons():

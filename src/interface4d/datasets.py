@@ -21,10 +21,10 @@ cell ids (a cell's examples all land on one side); the *random* protocol (the pa
 example keys ``f"{cell}#{line}"``. Adding a key to a stratum moves at most one old key of that
 stratum (the quota grows by at most one and the ranks shift by at most one); other strata are
 untouched. With ``placement="even"`` (structure protocol) a stratum's quota is instead spaced
-evenly along its step depths (Ti fractions and seeds) from one seeded offset, never its first or
-last cell (:func:`_evenly_spaced`): the validation cells span the depth range and each lies
-between training cells, which a hash ranking does not promise (it may hold out the shallowest
-step, or five neighbouring depths). :func:`dev_cells` carves the *development* cells (model selection, early stopping)
+evenly along its step depths (Ti fractions and seeds) from one seeded offset
+(:func:`_evenly_spaced`): the validation cells span the depth range, which a hash ranking does
+not promise (the demo's seed 0 put all five 200 Å validation steps between 0.45 and 0.75 of
+the thickness). :func:`dev_cells` carves the *development* cells (model selection, early stopping)
 from the training cells by the same rule with another seed stream.
 
 Output file (``x``, ``y``, ``split``, ``cell``, ``line``, ``sources/*``, attrs) and manifest
@@ -127,16 +127,14 @@ def _natural_order(key: str) -> tuple:
 
 
 def _evenly_spaced(members: list[str], quota: int, seed: int | str, stratum: str) -> list[str]:
-    """``quota`` of a stratum's keys, evenly spaced along its grid axis with one seeded offset
-    (systematic sampling): with ``m = n - 2`` interior keys, ``1 + floor((i + u) m / quota)``
-    for ``i < quota`` and ``u = split_hash(seed, 'offset:' + stratum)``, so that the first and
-    last keys stay on the training side and every validation key lies between training keys
-    (the whole range when ``m < quota``)."""
+    """``quota`` of a stratum's ``n`` keys, evenly spaced along its grid axis from one seeded
+    offset (systematic sampling): sorted, those at ``floor((i + u) n / quota)`` for
+    ``i < quota``, ``u = split_hash(seed, 'offset:' + stratum)``. Over offsets every key is
+    held out with the same probability ``quota / n`` (the ends too: no hard case is kept out
+    of the validation), and two held-out keys are ``floor(n / quota)`` or one more apart."""
     ordered = sorted(members, key=_natural_order)
-    n = len(ordered)
-    first, m = (1, n - 2) if n - 2 >= quota else (0, n)
     u = split_hash(seed, f"offset:{stratum}")
-    return [ordered[first + math.floor((i + u) * m / quota)] for i in range(quota)]
+    return [ordered[math.floor((i + u) * len(ordered) / quota)] for i in range(quota)]
 
 
 def assign_split(
@@ -377,8 +375,8 @@ def _split_attrs(reduction: Mapping[str, Any], protocol: str) -> dict[str, Any]:
     if _placement(params, protocol) == "even":
         rule = (
             f"per stratum (kind, thickness), {quota} evenly spaced along its step depths "
-            "(Ti fractions, seeds): sorted, m = n - 2 interior keys, those at 1 + floor((i + u) "
-            "m / k), u = sha256(f'{seed}:offset:{stratum}') in [0, 1) (the whole range if m < k)"
+            "(Ti fractions, seeds): sorted, those at floor((i + u) n / k), i < k, "
+            "u = sha256(f'{seed}:offset:{stratum}') in [0, 1)"
         )
     else:
         rule = (
