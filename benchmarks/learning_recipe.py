@@ -14,7 +14,9 @@ on the inner-test cells with the evaluation's validation augmentation; the linea
 Regressors, ``--folds K``: grouped K-fold over all training cells of one thickness instead (each
 training cell predicted once by the fold model that did not see it; the network minus ridge,
 paired, with a bootstrap over cells); ``--blocked`` makes each fold a run of adjacent step
-depths, a gap in the training depths such as a structure split can leave. ``--draws K`` scores
+depths, a gap in the training depths such as a structure split can leave; ``--interleaved``
+gives fold j every K-th depth from the j-th, isolated cells as ``reduction.placement: even``
+holds out. ``--draws K`` scores
 each held cell by its mean absolute error over K validation draws of dose and rotation (one
 draw's shot noise moves a 5-cell comparison by as much as the models differ); ``--reuse`` keeps
 the fold datasets and models already in ``--work``.
@@ -106,6 +108,16 @@ RECIPES = {
                        "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
                                "standardise": "scalar", "weight_decay": 0.01,
                                "skip": "linear"}},  # fmt: skip
+    # the demo's regressors since 2026-12-04: the path refitted after training, mixup on the
+    # square roots; and the same with the path replaced by a ridge of what the CNN misses
+    "reg-refit": {"input": "sqrt", "dev_fraction": 0.0,
+                  "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
+                          "standardise": "scalar", "mixup": 1.0, "mixup_space": "transformed",
+                          "weight_decay": 0.01, "skip": "linear", "skip_refit": "ridge"}},  # fmt: skip
+    "reg-replace": {"input": "sqrt", "dev_fraction": 0.0,
+                    "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
+                            "standardise": "scalar", "mixup": 1.0, "mixup_space": "transformed",
+                            "weight_decay": 0.01, "skip": "linear", "skip_refit": "replace"}},  # fmt: skip
     "sqrt-adam-all-cosine": {"input": "sqrt", "dev_fraction": 0.0,
                              "opt": {"patience": 0, "schedule": "cosine"}},
     "sqrt-adam-nobalance": {"input": "sqrt", "dev_fraction": 0.2, "class_balance": "none",
@@ -237,8 +249,10 @@ def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: 
     with h5py.File(src, "r") as f:
         rows = f["split"][()] == 0
         depth = dict(zip(f["cell"].asstr()[()][rows], f["y"][()][rows], strict=True))
-    if blocked:
-        by_depth = sorted(depth, key=lambda c: (float(depth[c]), c))
+    by_depth = sorted(depth, key=lambda c: (float(depth[c]), c))
+    if blocked == "interleaved":
+        groups = [by_depth[j::folds] for j in range(folds)]
+    elif blocked:
         groups = [list(g) for g in np.array_split(by_depth, folds)]
     else:
         order = sorted(depth, key=lambda c: (split_hash("cv", c), c))
@@ -325,6 +339,9 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1, help="--folds: trainings at once")
     ap.add_argument("--blocked", action="store_true",
                     help="--folds: each fold a run of adjacent step depths, not cells by hash")
+    ap.add_argument("--interleaved", action="store_true",
+                    help="--folds: fold j holds every K-th step depth from the j-th (isolated "
+                    "held-out cells, as reduction.placement: even leaves them)")
     ap.add_argument("--draws", type=int, default=1,
                     help="--folds: validation draws (dose, rotation) each held cell is scored on")
     ap.add_argument("--reuse", action="store_true",
@@ -338,7 +355,8 @@ def main() -> int:
     if args.folds:
         names = args.recipes.split(",")
         errs = cross_validate(src, work, names, args.folds, args.epochs, args.threads, args.jobs,
-                              args.blocked, args.draws, args.reuse)
+                              "interleaved" if args.interleaved else args.blocked, args.draws,
+                              args.reuse)
         out = "cv_errors.json" if args.draws == 1 else f"cv_errors_{args.draws}draws.json"
         (work / out).write_text(json.dumps(errs, indent=1))
         ridge = errs["ridge"]

@@ -121,6 +121,26 @@ def test_refit_adds_the_ridge_fit_of_what_the_trained_network_misses():
     assert skip.trainable and info["cells"] == 6 and info["examples"] == 30
 
 
+def test_replace_sets_the_path_to_the_ridge_fit_of_what_the_trained_cnn_misses():
+    from interface4d.warmstart import refit_skip
+
+    model, x, y, cells, rng = _tiny_skip_model(30, 3)
+    skip = model.get_layer("linear_skip")
+    kernel, bias = skip.get_weights()
+    skip.set_weights([rng.normal(0, 0.01, kernel.shape).astype(np.float32), bias + 0.2])
+    cnn, feats = _head_and_features(model, x, "cnn")
+    info = refit_skip(model, x, y, cells, mode="replace")
+    # by hand: what SGD left in the path is gone; ridge of y - CNN(x), the strength of y
+    fs, mean, scale = standardised(feats)
+    alpha, _ = choose_alpha(fs, y.astype(np.float64), cells)
+    assert info["alpha"] == alpha
+    beta, b0 = ridge_dual(fs, y - cnn[:, 0], alpha)
+    got = np.asarray(model.predict(x, verbose=0))[:, 0]
+    np.testing.assert_allclose(got, cnn[:, 0] + fs @ beta + b0, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="'swap'"):
+        refit_skip(model, x, y, cells, mode="swap")
+
+
 def test_a_refit_without_the_linear_path_is_a_config_error():
     from interface4d.config import ConfigError
     from interface4d.train import complete_training_config

@@ -261,13 +261,14 @@ def _build_model_and_optimiser(run: Run, inputs: _Inputs):
 
 
 def _refit_skip(run: Run, model) -> None:
-    """``skip_refit: ridge``: every rank adds the same closed-form ridge fit of what the trained
-    network misses to its linear path (same weights, same draws: nothing to broadcast)."""
-    if run.opt["skip_refit"] == "ridge":
+    """``skip_refit: ridge | replace``: every rank adds the same closed-form ridge fit of what
+    the trained network misses to its linear path, or replaces the path by the ridge fit of
+    what its CNN misses (same weights, same draws: nothing to broadcast)."""
+    if run.opt["skip_refit"] != "none":
         from interface4d.warmstart import draw_examples, refit_skip
 
         x, y, cells = draw_examples(run.data, run.seed, run.cfg["augment"])
-        run.skip_refit = refit_skip(model, x, y, cells)
+        run.skip_refit = refit_skip(model, x, y, cells, mode=run.opt["skip_refit"])
 
 
 def _resume_or_start(run: Run, checkpoint_dir: Path, model, optimizer) -> Progress:

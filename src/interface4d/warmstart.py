@@ -115,7 +115,13 @@ def draw_examples(
 
 
 def _ridge_onto_path(
-    model: Any, x: np.ndarray, y: np.ndarray, cells: Sequence[str], start: str, batch: int
+    model: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    cells: Sequence[str],
+    start: str,
+    batch: int,
+    strength_of_y: bool | None = None,
 ) -> tuple[np.ndarray, float, dict[str, Any]]:
     """The ridge fit of ``y - start(x)`` (``start``: the CNN's head ``cnn_out`` or the whole
     network) on the linear path's features (layer ``skip_scale``), standardised per column:
@@ -124,7 +130,9 @@ def _ridge_onto_path(
     of the step fraction takes on these cells) when it is the trained network, whose misses
     on a cell held out of the folds are still misses on a cell it trained on (chosen on them,
     the folds took the grid's largest strength, a refit of nothing, where the strength of
-    ``y`` helped across held-out training cells: ``benchmarks/skip_refit_cv.py``)."""
+    ``y`` helped across held-out training cells: ``benchmarks/skip_refit_cv.py``).
+    ``strength_of_y`` overrides that choice (the refit that replaces the path fits ``y -
+    CNN(x)`` of the trained CNN with the strength of ``y``)."""
     import keras
 
     out = model.get_layer("cnn_out").output if start == "cnn" else model.outputs[0]
@@ -134,7 +142,8 @@ def _ridge_onto_path(
     f = np.concatenate([np.asarray(o[1]) for o in outs]).astype(np.float64)
     y = np.asarray(y, np.float64)
     fs, mean, scale = standardised(f)
-    alpha, scores = choose_alpha(fs, y - c if start == "cnn" else y, cells)
+    of_y = start != "cnn" if strength_of_y is None else strength_of_y
+    alpha, scores = choose_alpha(fs, y if of_y else y - c, cells)
     beta, b0 = ridge_dual(fs, y - c, alpha)
     w = beta / scale  # back onto the path's own features
     b = b0 - float(mean @ w)
@@ -169,14 +178,31 @@ def warm_start_skip(
 
 
 def refit_skip(
-    model: Any, x: np.ndarray, y: np.ndarray, cells: Sequence[str], batch: int = 64
+    model: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    cells: Sequence[str],
+    batch: int = 64,
+    mode: str = "ridge",
 ) -> dict[str, Any]:
-    """Add to ``model``'s trained linear path the ridge fit of ``y - network(x)`` on the features
-    it sees, standardised per column (``skip_refit: ridge``); return what was chosen (for
+    """``mode='ridge'``: add to ``model``'s trained linear path the ridge fit of ``y -
+    network(x)`` on the features it sees, standardised per column (``skip_refit: ridge``);
+    ``mode='replace'``: set the path to the ridge fit of ``y - CNN(x)`` instead, dropping what
+    SGD left in it (``skip_refit: replace``; the same strength). Return what was chosen (for
     provenance). Call it after training, on the saved epoch's weights."""
-    w, b, info = _ridge_onto_path(model, x, y, cells, "network", batch)
     skip = model.get_layer("linear_skip")
     kernel, bias = skip.get_weights()
+    if mode == "replace":
+        w, b, info = _ridge_onto_path(model, x, y, cells, "cnn", batch, strength_of_y=True)
+        skip.set_weights([w.reshape(kernel.shape).astype(kernel.dtype), np.full_like(bias, b)])
+        return {
+            "method": "ridge on y - CNN(x) after training, columns standardised, strength by "
+            "grouped folds over the training cells (of y), replacing the linear path",
+            **info,
+        }
+    if mode != "ridge":
+        raise ValueError(f"skip_refit mode must be 'ridge' or 'replace', not {mode!r}")
+    w, b, info = _ridge_onto_path(model, x, y, cells, "network", batch)
     skip.set_weights([
         (kernel.astype(np.float64) + w.reshape(kernel.shape)).astype(kernel.dtype),
         (bias.astype(np.float64) + b).astype(bias.dtype),
