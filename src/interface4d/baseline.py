@@ -11,7 +11,7 @@ draws at every dose. A network that does not beat it has not learned what its da
 
 Hyperparameters (PCA components and the inverse regularisation ``C``; the ridge ``alpha``) are
 chosen on the development cells that the network's training holds out
-(:func:`interface4d.datasets.dev_cells`, the same cells; a share of ``DEV_FRACTION`` when the
+(:func:`interface4d.splits.dev_cells`, the same cells; a share of ``DEV_FRACTION`` when the
 network carves none), then the model is refitted on all the training cells. The validation
 cells are never seen before the prediction.
 
@@ -122,8 +122,9 @@ def _draws(
 def fit(dataset_h5: str | Path, task: str, training_cfg: Mapping[str, Any]) -> Baseline:
     """Fit the baseline of ``task`` ('classify' or 'regress') on the training cells of
     ``dataset_h5``; ``training_cfg`` is the campaign's training block (defaults filled)."""
-    from interface4d.datasets import H5Examples, cell_strata, dev_cells
+    from interface4d.datasets import H5Examples
     from interface4d.metrics import balanced_accuracy
+    from interface4d.splits import cell_strata, dev_cells
 
     seed, aug = int(training_cfg["seed"]), training_cfg["augment"]
     kind = training_cfg["input"]

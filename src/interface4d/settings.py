@@ -39,9 +39,17 @@ REDUCE_KEYS = ("crop_mrad", "bin", "window_x")
 # every cell's settings, so a real edit reruns the cells and a fresh clone (new mtimes) does not.
 PHYSICS_MODULES = ("structures.py", "simulate.py", "cropping.py", "h5io.py", "emd.py")
 REDUCE_MODULES = ("reduce.py", "cropping.py", "h5io.py", "provenance.py")
-GATHER_MODULES = ("datasets.py", "reducedrefs.py", "reduce.py", "h5io.py", "provenance.py")
+GATHER_MODULES = (
+    "datasets.py",
+    "splits.py",
+    "reducedrefs.py",
+    "reduce.py",
+    "h5io.py",
+    "provenance.py",
+)
 TRAIN_MODULES = (
     "datasets.py",
+    "splits.py",
     "reducedrefs.py",
     "model.py",
     "inputs.py",
@@ -62,6 +70,7 @@ EVAL_MODULES = (
     "metrics.py",
     "augment.py",
     "datasets.py",
+    "splits.py",
     "reducedrefs.py",
     "headline.py",
     "validation.py",

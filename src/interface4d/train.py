@@ -10,14 +10,14 @@ Semantics
 ---------
 * Development cells: ``dev_fraction`` (of the network's block) of the training cells (per
   thickness and kind,
-  :func:`interface4d.datasets.dev_cells`) are held out of the gradient steps; every epoch ends
+  :func:`interface4d.splits.dev_cells`) are held out of the gradient steps; every epoch ends
   with their loss and metric, early stopping (``patience``) and model selection (the saved
   network is the epoch with the best development loss) look at them alone. The validation rows
   of the dataset are never read here: changing them changes no trained weight.
 * ``batch_size`` is the *global* batch, split evenly over the ranks, and the learning rate is
   for it: the same config takes the same steps on any number of ranks (Adam by default, or SGD
   with momentum, the paper's recipe).
-* Examples are identified by :func:`interface4d.datasets.example_uid` (their cell and line),
+* Examples are identified by :func:`interface4d.splits.example_uid` (their cell and line),
   not by their row in the file: the shuffle and the augmentation draws of a training example do
   not depend on which other cells the file holds.
 * Each epoch the training examples are permuted with ``default_rng([seed, 2, epoch])``,

@@ -1,7 +1,7 @@
 """The examples a training run reads: the fit/development split of the training cells, the
 input statistics, each rank's shuffled share of an epoch and the augmented batches.
 
-Examples are identified by :func:`interface4d.datasets.example_uid` (their cell and line), not
+Examples are identified by :func:`interface4d.splits.example_uid` (their cell and line), not
 by their row in the file: the shuffle and the augmentation draws of a training example do not
 depend on which other cells the file holds. The validation rows of the dataset are never read.
 """
@@ -28,7 +28,8 @@ class TrainingData:
     file. The validation rows are not read."""
 
     def __init__(self, path: str | Path, task: str, dev_fraction: float, seed: int):
-        from interface4d.datasets import H5Examples, cell_strata, dev_cells
+        from interface4d.datasets import H5Examples
+        from interface4d.splits import cell_strata, dev_cells
 
         self.path = Path(path)
         self.task = task

@@ -110,7 +110,7 @@ def predict_split(
 
     ``predictors`` maps a name to a function of raw augmented examples (B, nx, k, k). Returns
     (row indices, targets, {name: {dose: outputs}}). The augmentation draws are keyed by each
-    example's :func:`interface4d.datasets.example_uid`, as in training's development pass.
+    example's :func:`interface4d.splits.example_uid`, as in training's development pass.
     """
     with H5Examples(dataset_h5, split) as data:
         idx = data.indices
