@@ -49,13 +49,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from interface4d import baseline, metrics  # noqa: E402
-from interface4d.datasets import (  # noqa: E402
+from interface4d.h5io import atomic_h5  # noqa: E402
+from interface4d.splits import (  # noqa: E402
     assign_split,
     cell_strata,
     example_key,
     split_hash,
 )
-from interface4d.h5io import atomic_h5  # noqa: E402
 
 # Paper campaign (Oxley et al. 2020; profiles/paper.yaml): ~14,200 cells, 10 % held
 # out; the 200 A regressor had 338 training simulations.

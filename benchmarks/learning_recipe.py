@@ -128,8 +128,8 @@ RECIPES = {
 def inner_dataset(src: Path, dst: Path, fraction: float, seed: int) -> dict:
     """The training rows of ``src``, re-split by structure (inner-test = 'val')."""
     sys.path.insert(0, str(ROOT / "src"))
-    from interface4d.datasets import assign_split
     from interface4d.h5io import atomic_h5
+    from interface4d.splits import assign_split
 
     with h5py.File(src, "r") as f:
         rows = np.flatnonzero(f["split"][()] == 0)
@@ -244,7 +244,7 @@ def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: 
     from concurrent.futures import ThreadPoolExecutor
 
     sys.path.insert(0, str(ROOT / "src"))
-    from interface4d.datasets import split_hash
+    from interface4d.splits import split_hash
 
     with h5py.File(src, "r") as f:
         rows = f["split"][()] == 0

@@ -18,10 +18,11 @@ import yaml
 
 from interface4d import datasets, reduce
 from interface4d.config import validate_config
-from interface4d.datasets import H5Examples, assign_split, split_hash
+from interface4d.datasets import H5Examples
 from interface4d.grid import enumerate_cells, parse_cell
 from interface4d.settings import cell_settings
 from interface4d.simulate import simulate_cell
+from interface4d.splits import assign_split, dev_cells, example_key, split_hash
 from tests.conftest import TINY
 
 REDUCTION = {
@@ -210,7 +211,7 @@ def test_random_split_differs_from_the_structure_split(reduced, tmp_path):
     sides = manifest.groupby("cell")["split"].nunique()
     assert (sides == 2).any(), "no cell has examples on both sides"
     keys = [
-        datasets.example_key(c, int(line))
+        example_key(c, int(line))
         for c, line in zip(manifest["cell"], manifest["line"], strict=True)
     ]
     expected = assign_split(keys, 0.2, 0)
@@ -418,8 +419,8 @@ def test_even_placement_spreads_each_stratums_validation_cells_over_its_range():
 
 def test_development_cells_come_from_training_cells_only_and_spare_singletons():
     train = [f"t100/step-d{d}" for d in range(1, 15)] + ["t150/step-d3"]
-    dev = datasets.dev_cells(train, 0.2, 0)
+    dev = dev_cells(train, 0.2, 0)
     assert dev <= set(train[:-1])  # the single 150 A cell stays in training
     assert len(dev) == 3  # round(0.2 * 14)
-    assert datasets.dev_cells(train, 0.2, 0) == dev  # deterministic
-    assert datasets.dev_cells(train, 0.2, 1) != dev  # the training seed picks them
+    assert dev_cells(train, 0.2, 0) == dev  # deterministic
+    assert dev_cells(train, 0.2, 1) != dev  # the training seed picks them

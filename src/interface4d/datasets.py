@@ -12,7 +12,7 @@ Two tasks (Oxley et al. 2020):
 * regress (:func:`gather_regress`): the step cells of one thickness; the example is the
   unit-cell average ``(nx, k, k)``, the target the step fraction ``depth / nz``.
 
-The train/validation split is :mod:`interface4d.splits` (its names are re-exported here).
+The train/validation split is :mod:`interface4d.splits`.
 
 Output file (``x``, ``y``, ``split``, ``cell``, ``line``, ``sources/*``, attrs) and manifest
 CSV layouts are documented in :func:`gather_classify`; ``x`` is an HDF5 virtual dataset over
@@ -38,11 +38,7 @@ from interface4d import versions
 from interface4d.h5io import atomic_h5, atomic_path, require_complete, set_attrs
 from interface4d.reduce import ReducedCell, read_reduced, read_reduced_all, reduce_params
 from interface4d.reducedrefs import SourceRows, check_sources, create_x, x_layout
-from interface4d.splits import DEV_STREAM as DEV_STREAM
 from interface4d.splits import PLACEMENTS, assign_split, example_key, example_uid
-from interface4d.splits import cell_strata as cell_strata
-from interface4d.splits import dev_cells as dev_cells
-from interface4d.splits import split_hash as split_hash
 
 FORMAT = "interface4d-examples/2"  # /2: `x` a virtual dataset over the reduced files
 # The file's own description of its layout (its `layout` attribute).
