@@ -289,14 +289,14 @@ def gather_classify(
         if c.kind not in CLASSES:
             raise ValueError(f"{c.path}: a {c.kind!r} cell is neither class (step, diffusion)")
     _check_compatible(cells, reduction)
-    protocol = _split_params(reduction)["split"]
+    params = _split_params(reduction)
+    protocol = params["split"]
     keys: list[tuple[int, int, str]] = []  # (cell position, line, split key)
     for ci, c in enumerate(cells):
         for line in range(c.lines_shape[0]):
             keys.append(
                 (ci, line, c.cell if protocol == "structure" else example_key(c.cell, line))
             )
-    params = _split_params(reduction)
     side = assign_split(
         [k for *_, k in keys],
         params["val_fraction"],
@@ -337,7 +337,7 @@ def gather_regress(
         [c.cell for c in cells],
         params["val_fraction"],
         params["split_seed"],
-        placement=params["placement"],
+        placement=_placement(params, "structure"),
     )
     examples = []
     for ci, c in enumerate(cells):

@@ -159,6 +159,14 @@ def _ridge_onto_path(
     return w, b, info
 
 
+def _set_path(model: Any, w: np.ndarray, b: float):
+    """Set the linear path (layer ``linear_skip``) to weights ``w`` and bias ``b``; the layer."""
+    skip = model.get_layer("linear_skip")
+    kernel, bias = skip.get_weights()
+    skip.set_weights([w.reshape(kernel.shape).astype(kernel.dtype), np.full_like(bias, b)])
+    return skip
+
+
 def warm_start_skip(
     model: Any, x: np.ndarray, y: np.ndarray, cells: Sequence[str], batch: int = 64
 ) -> dict[str, Any]:
@@ -166,10 +174,7 @@ def warm_start_skip(
     the features it sees (layer ``skip_scale``), standardised per column, and freeze it; return
     what was chosen (for provenance). Call it before the optimiser is built."""
     w, b, info = _ridge_onto_path(model, x, y, cells, "cnn", batch)
-    skip = model.get_layer("linear_skip")
-    kernel, bias = skip.get_weights()
-    skip.set_weights([w.reshape(kernel.shape).astype(kernel.dtype), np.full_like(bias, b)])
-    skip.trainable = False
+    _set_path(model, w, b).trainable = False
     return {
         "method": "ridge on y - CNN(x), columns standardised, strength by grouped folds over "
         "the training cells; the path then frozen",
@@ -190,11 +195,9 @@ def refit_skip(
     ``mode='replace'``: set the path to the ridge fit of ``y - CNN(x)`` instead, dropping what
     SGD left in it (``skip_refit: replace``; the same strength). Return what was chosen (for
     provenance). Call it after training, on the saved epoch's weights."""
-    skip = model.get_layer("linear_skip")
-    kernel, bias = skip.get_weights()
     if mode == "replace":
         w, b, info = _ridge_onto_path(model, x, y, cells, "cnn", batch, strength_of_y=True)
-        skip.set_weights([w.reshape(kernel.shape).astype(kernel.dtype), np.full_like(bias, b)])
+        _set_path(model, w, b)
         return {
             "method": "ridge on y - CNN(x) after training, columns standardised, strength by "
             "grouped folds over the training cells (of y), replacing the linear path",
@@ -203,6 +206,8 @@ def refit_skip(
     if mode != "ridge":
         raise ValueError(f"skip_refit mode must be 'ridge' or 'replace', not {mode!r}")
     w, b, info = _ridge_onto_path(model, x, y, cells, "network", batch)
+    skip = model.get_layer("linear_skip")
+    kernel, bias = skip.get_weights()
     skip.set_weights([
         (kernel.astype(np.float64) + w.reshape(kernel.shape)).astype(kernel.dtype),
         (bias.astype(np.float64) + b).astype(bias.dtype),
