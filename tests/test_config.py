@@ -281,3 +281,21 @@ def test_cli_validate_reports_key(tmp_path, tiny_raw):
     )
     assert proc.returncode == 2
     assert "simulation.energy' = '300 kV'" in proc.stderr
+
+
+def test_the_mirror_average_needs_a_round_probe(tiny_raw):
+    """``training.regressor.symmetrise: ky`` assumes patterns mirror-symmetric in ky: a
+    non-round aberration (here or in an override) is a one-line error naming it; round ones
+    (C10, C30) and a zero non-round one pass."""
+    cfg = _bad(tiny_raw, "training.regressor.symmetrise", "ky")
+    ok = _bad(cfg, "simulation.aberrations", {"C10": -50.0, "C30": 1.0e4, "C12": 0.0, "phi12": 0.3})
+    assert validate_config(ok)["training"]["regressor"]["symmetrise"] == "ky"
+    msg = _one_line_error(_bad(cfg, "simulation.aberrations", {"C10": -50.0, "C21": 200.0}))
+    assert msg.startswith("config key 'simulation.aberrations.C21' = 200.0: not round")
+    over = _bad(cfg, "overrides", [{"cells": "t60/*", "simulation": {"aberrations": {"C23": 5}}}])
+    assert _one_line_error(over).startswith("config key 'overrides.0.simulation.aberrations.C23'")
+    plain = _bad(tiny_raw, "simulation.aberrations", {"C21": 200.0})
+    assert validate_config(plain)["simulation"]["aberrations"] == {"C21": 200.0}
+    assert _one_line_error(_bad(cfg, "training.regressor.symmetrise", "kx")) == (
+        "config key 'training.regressor.symmetrise' = 'kx': must be one of 'none', 'ky'"
+    )

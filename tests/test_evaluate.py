@@ -539,3 +539,43 @@ def test_paired_accuracy_counts_the_lines_only_one_model_gets_right():
     # one cell: the interval collapses onto the difference itself
     one = paired_accuracy(df[df["cell"] == "b"])
     assert one["accuracy_minus_baseline_ci95"] == [0.0, 0.0]
+
+
+def test_ridge_baseline_sees_the_regressors_mirror_average(tmp_path):
+    """With ``symmetrise: ky`` the ridge baseline fits and predicts on the ky-mirror average of
+    every draw, as the network's first layer gives it: the closed form on averaged draws, and
+    one prediction for a stack and its mirror image."""
+    from interface4d import baseline
+    from interface4d.inputs import symmetrise, transform
+    from interface4d.train import complete_training_config
+
+    data = write_dataset(tmp_path / "r.h5", n=20, nx=3, k=8, task="regress", seed=4)
+    cfg = complete_training_config(
+        {"regressor": {"dev_fraction": 0.25, "symmetrise": "ky"}, "augment": AUG}
+    )
+    fitted = baseline.fit(data, "regress", cfg)
+    assert fitted.info["symmetrise"] == "ky"
+    alpha = fitted.info["hyperparameters"]["alpha"]
+    with h5py.File(data) as f:
+        split, x, y = f["split"][()], f["x"][()], f["y"][()]
+        cells = f["cell"].asstr()[()]
+    tr, va = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
+    draws = np.concatenate([
+        augment_batch(x[tr], _uids(cells[tr]), split="train", seed=0, epoch=e,
+                      dose_range=AUG["dose"], rotation_deg=2.0)
+        for e in range(baseline.REPLICAS["regress"])
+    ])  # fmt: skip
+    f_tr = transform(symmetrise(draws, "ky"), "sqrt").reshape(len(draws), -1).astype(np.float64)
+    mu, sd = f_tr.mean(axis=0), f_tr.std(axis=0)
+    sd[sd == 0] = 1.0
+    z = (f_tr - mu) / sd
+    y_tr = np.tile(y[tr], baseline.REPLICAS["regress"]).astype(np.float64)
+    w = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ (y_tr - y_tr.mean()))
+    xv = augment_for_eval(x[va], _uids(cells[va]), AUG, "val")
+    f_va = transform(symmetrise(xv, "ky"), "sqrt").reshape(len(va), -1).astype(np.float64)
+    by_hand = ((f_va - mu) / sd) @ w + y_tr.mean()
+    np.testing.assert_allclose(fitted.predict(xv), by_hand, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fitted.predict(xv[..., ::-1]), fitted.predict(xv), atol=1e-6)
+    plain = baseline.fit(data, "regress", complete_training_config(
+        {"regressor": {"dev_fraction": 0.25}, "augment": AUG}))  # fmt: skip
+    assert not np.allclose(plain.predict(xv[..., ::-1]), plain.predict(xv), atol=1e-6)

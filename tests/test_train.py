@@ -664,3 +664,49 @@ def test_mixup_takes_the_mean_in_the_space_the_input_transform_gives():
     np.testing.assert_array_equal(mix(a, b, lam, "linear"), lam * a + (1 - lam) * b)
     # the sqrt mean of two patterns lies below their raw mean (Jensen): a different example
     assert np.all(mix(a, b, lam, "sqrt") <= mix(a, b, lam, "linear") + 1e-9)
+
+
+@pytest.mark.slow
+def test_the_ky_mirror_average_is_the_saved_regressors_first_layer(tmp_path):
+    """``symmetrise: ky``: the trained network's first layer averages each unit-cell average with
+    its ky mirror, so the saved network gives the same step fraction for a stack and for its
+    mirror image, and exactly what the same weights give on the averaged stack; its input
+    statistics are those of the averaged stacks (ky-symmetric); the classifier refuses it."""
+    from interface4d.config import ConfigError
+    from interface4d.inputs import symmetrise
+    from interface4d.model import build_model, load
+    from interface4d.train import complete_training_config
+
+    data = write_dataset(tmp_path / "d.h5", n=16, nx=3, k=9, task="regress", seed=8)
+    reg = {"optimizer": "sgd", "epochs": 2, "batch_size": 8, "learning_rate": 0.04,
+           "dev_fraction": 0.0, "patience": 0, "clip_norm": 5.0, "standardise": "scalar",
+           "skip": "linear", "skip_refit": "ridge", "symmetrise": "ky"}  # fmt: skip
+    args = _train_args(data, tmp_path / "a", {"ranks": 1, "model": SMALL_MODEL, "regressor": reg})
+    args[args.index("classify")] = "regress"
+    _run([sys.executable, *args], tmp_path)
+    prov = json.loads((tmp_path / "a" / "provenance.json").read_text())
+    assert prov["training"]["regressor"]["symmetrise"] == "ky"
+    net = load(tmp_path / "a" / "model.keras")
+    assert [layer.name for layer in net.layers][1] == "mirror_average"
+    mean = net.get_layer("standardise").mean.numpy().reshape(3, 9, 9)
+    np.testing.assert_allclose(mean, mean[..., ::-1], rtol=1e-6)
+    rng = np.random.default_rng(1)
+    x = rng.gamma(2.0, 1e-3, size=(5, 3, 9, 9)).astype(np.float32)
+    x[..., :4] *= 3.0  # far from symmetric
+    out = net(x[..., None]).numpy()
+    np.testing.assert_allclose(net(x[..., ::-1, None]).numpy(), out, rtol=1e-6, atol=1e-7)
+    std = np.sqrt(net.get_layer("standardise").variance.numpy().reshape(3, 9, 9))
+    plain = build_model(
+        (3, 9, 9), "regress", SMALL_MODEL["filters"], 3, SMALL_MODEL["dense"], 0.15,
+        input_mean=mean, input_std=std, input_transform="sqrt", skip="linear",
+    )  # fmt: skip
+    for layer in plain.layers:
+        if layer.weights and layer.name != "standardise":
+            layer.set_weights(net.get_layer(layer.name).get_weights())
+    want = plain(symmetrise(x, "ky")[..., None]).numpy()
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(plain(x[..., None]).numpy(), want, atol=1e-4)  # the layer matters
+    with pytest.raises(ConfigError, match=r"training\.classifier\.symmetrise.*regressors"):
+        complete_training_config({"classifier": {"symmetrise": "ky"}})
+    with pytest.raises(ValueError, match="symmetrise"):
+        build_model((3, 9, 9), "classify", [2], 3, [4, 4], 0.0, symmetrise="ky")

@@ -7,7 +7,8 @@ draws at every dose. A network that does not beat it has not learned what its da
 
 * classifier: transform -> standardise -> PCA -> logistic regression (classes balanced as in
   the network's loss);
-* step-position regressor: transform -> standardise -> ridge regression.
+* step-position regressor: (the regressor's input symmetry, ``symmetrise``) -> transform ->
+  standardise -> ridge regression.
 
 Hyperparameters (PCA components and the inverse regularisation ``C``; the ridge ``alpha``) are
 chosen on the development cells that the network's training holds out
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from interface4d.augment import augment_batch
-from interface4d.inputs import transform
+from interface4d.inputs import symmetrise, transform
 
 REPLICAS = {"classify": 4, "regress": 16}  # augmented draws of each training example
 PCA_COMPONENTS = (8, 16, 32, 64)
@@ -47,18 +48,20 @@ class Baseline:
     model: Any
     transform: str
     info: dict[str, Any] = field(default_factory=dict)
+    symmetry: str = "none"
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        f = features(x, self.transform)
+        f = features(x, self.transform, self.symmetry)
         if self.task == "classify":
             return self.model.predict_proba(f).astype(np.float32)
         return self.model.predict(f).astype(np.float32)
 
 
-def features(x: np.ndarray, kind: str) -> np.ndarray:
-    """The flattened transformed examples (B, nx * k * k), float64."""
+def features(x: np.ndarray, kind: str, symmetry: str = "none") -> np.ndarray:
+    """The flattened transformed examples (B, nx * k * k), float64, after the network's input
+    symmetry (:func:`interface4d.inputs.symmetrise`)."""
     x = np.asarray(x)
-    return transform(x, kind).reshape(len(x), -1).astype(np.float64)
+    return transform(symmetrise(x, symmetry), kind).reshape(len(x), -1).astype(np.float64)
 
 
 def _make(task: str, param: tuple, weights: str):
@@ -146,7 +149,8 @@ def fit(dataset_h5: str | Path, task: str, training_cfg: Mapping[str, Any]) -> B
             rows, cells, on_dev = rows[keep], cells[keep], on_dev[keep]
         x_all, y_all = _draws(data, rows, replicas, aug, seed, dev=False)
         x_dev, y_dev = _draws(data, rows[on_dev], 1, aug, seed, dev=True)
-    f_all = features(x_all, kind)
+    symmetry = block["symmetrise"]
+    f_all = features(x_all, kind, symmetry)
     fit_mask = np.tile(~on_dev, replicas)
     grid: Sequence[tuple] = (
         [(n, c) for n in PCA_COMPONENTS for c in LOGISTIC_C]
@@ -158,7 +162,7 @@ def fit(dataset_h5: str | Path, task: str, training_cfg: Mapping[str, Any]) -> B
         grid = [g for g in grid if g[0] < min(int(fit_mask.sum()), f_all.shape[1])] or [(1, 1.0)]
     scores = []
     if len(y_dev) and fit_mask.any():
-        f_dev = features(x_dev, kind)
+        f_dev = features(x_dev, kind, symmetry)
         for _param, dev_out in _dev_predictions(
             task, grid, balance, f_all[fit_mask], y_all[fit_mask], f_dev
         ):
@@ -180,6 +184,7 @@ def fit(dataset_h5: str | Path, task: str, training_cfg: Mapping[str, Any]) -> B
         if task == "classify"
         else "standardise -> ridge regression",
         "input": kind,
+        "symmetrise": symmetry,
         "hyperparameters": dict(
             zip(("pca_components", "C") if task == "classify" else ("alpha",), best, strict=True)
         ),
@@ -193,4 +198,4 @@ def fit(dataset_h5: str | Path, task: str, training_cfg: Mapping[str, Any]) -> B
         "training_examples_available": int(n_all),
         "augmented_draws_per_example": replicas,
     }
-    return Baseline(task, model, kind, info)
+    return Baseline(task, model, kind, info, symmetry)

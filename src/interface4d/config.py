@@ -299,6 +299,28 @@ def _check_blocks(config: Mapping[str, Any]) -> None:
                 f"{extent_x:.2f} A cell (the interface is at x = {centre:.2f} A)"
             )
     _check_store(config)
+    _check_mirror(config)
+
+
+def _check_mirror(config: Mapping[str, Any]) -> None:
+    """``training.regressor.symmetrise: ky`` averages each pattern with its ky mirror, which is a
+    symmetry of the patterns only under a round probe: refuse a non-round aberration."""
+    reg = ((config.get("training") or {}).get("regressor")) or {}
+    if reg.get("symmetrise", "none") == "none":
+        return
+    blocks = [("simulation", config["simulation"])] + [
+        (f"overrides.{i}.simulation", o.get("simulation") or {})
+        for i, o in enumerate(config.get("overrides") or [])
+    ]
+    for where, sim in blocks:
+        for name, value in (sim.get("aberrations") or {}).items():
+            angular = re.fullmatch(r"C\d(\d)", name)  # C<n><m>: m-fold; phi<n><m>: its angle
+            if angular and angular[1] != "0" and float(value) != 0.0:
+                raise ConfigError(
+                    f"config key '{where}.aberrations.{name}' = {value!r}: not round, so the "
+                    "patterns lose their ky mirror symmetry; training.regressor.symmetrise: ky "
+                    "needs round aberrations (set it to none)"
+                )
 
 
 def _span(window: Any) -> str:

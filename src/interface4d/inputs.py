@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 TRANSFORMS = ("sqrt", "log", "linear")
+SYMMETRIES = ("none", "ky")  # the step-position regressors' input symmetry (symmetrise)
 LOG_FLOOR = 1.0e-5  # below one electron in 10^5 per pattern: the log of a zero count
 
 
@@ -33,6 +34,22 @@ def transform(x: np.ndarray, kind: str) -> np.ndarray:
     if kind == "linear":
         return x
     raise ValueError(f"input transform must be one of {TRANSFORMS}, not {kind!r}")
+
+
+def symmetrise(x: np.ndarray, kind: str) -> np.ndarray:
+    """Raw intensities averaged with their mirror image, float32. ``ky``: the mirror ``ky -> -ky``
+    of the patterns' last axis (a binned pattern is exactly centred, :mod:`interface4d.reduce`).
+    The specimen is mirror-symmetric in y (the step and the interface run along y; phonons and
+    intermixing are symmetric in distribution) and so is a round probe, so the unit-cell average
+    and its ky mirror differ only by noise: frozen-phonon sampling and shot noise. Their mean
+    keeps the signal and halves the variance of the antisymmetric part of that noise. ``none``:
+    unchanged."""
+    x = np.asarray(x, dtype=np.float32)
+    if kind == "ky":
+        return np.float32(0.5) * (x + x[..., ::-1])
+    if kind == "none":
+        return x
+    raise ValueError(f"symmetrise must be one of {SYMMETRIES}, not {kind!r}")
 
 
 def mix(a: np.ndarray, b: np.ndarray, lam: np.ndarray, kind: str) -> np.ndarray:

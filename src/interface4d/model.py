@@ -27,7 +27,7 @@ from pathlib import Path
 
 import keras
 
-from interface4d.inputs import LOG_FLOOR, TRANSFORMS
+from interface4d.inputs import LOG_FLOOR, SYMMETRIES, TRANSFORMS
 
 TASKS = ("classify", "regress")
 HEADS = {"classify": "class_probs", "regress": "step_fraction"}
@@ -57,6 +57,24 @@ class InputTransform(keras.layers.Layer):
         return {**super().get_config(), "kind": self.kind}
 
 
+@keras.saving.register_keras_serializable(package="interface4d")
+class MirrorAverage(keras.layers.Layer):
+    """:func:`interface4d.inputs.symmetrise` as a layer (no weights): the mean of the raw
+    patterns and their ky mirror (axis 3 of ``(batch, nx, kx, ky, 1)``)."""
+
+    def __init__(self, kind: str = "ky", **kwargs):
+        super().__init__(**kwargs)
+        if kind not in SYMMETRIES or kind == "none":
+            raise ValueError(f"MirrorAverage needs a mirror of {SYMMETRIES[1:]}, not {kind!r}")
+        self.kind = kind
+
+    def call(self, x):
+        return 0.5 * (x + keras.ops.flip(x, axis=3))
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind}
+
+
 def load(path: str | Path):
     """A saved network (``.keras``) for inference."""
     return keras.saving.load_model(str(path), compile=False)
@@ -76,6 +94,7 @@ def build_model(
     input_transform: str = "linear",
     members: int = 1,
     skip: str = "none",
+    symmetrise: str = "none",
 ):
     """Build (not compile) the 3D CNN.
 
@@ -88,7 +107,9 @@ def build_model(
     input (layers ``m<k>_*``), the output their mean (an ensemble in one model file; training
     fits each member to the targets on its own, see :func:`members_view`).
     ``skip='linear'`` (regressors): a linear path from the standardised input to the output,
-    added to the CNN's head (:func:`_linear_skip`).
+    added to the CNN's head (:func:`_linear_skip`). ``symmetrise='ky'`` (regressors): the raw
+    input is first averaged with its ky mirror (:class:`MirrorAverage`), so the saved network
+    applies it to any stack it is given, a user's measured one included.
     """
     import numpy as np
 
@@ -107,9 +128,15 @@ def build_model(
         raise ValueError(f"members must be >= 1, not {members}")
     if skip not in SKIPS or (skip != "none" and task != "regress"):
         raise ValueError(f"skip must be one of {SKIPS} (linear: regressors only), not {skip!r}")
+    if symmetrise not in SYMMETRIES or (symmetrise != "none" and task != "regress"):
+        raise ValueError(
+            f"symmetrise must be one of {SYMMETRIES} (ky: regressors only), not {symmetrise!r}"
+        )
 
     inputs = keras.Input(shape=shape, name="cbed_stack")
     h = inputs
+    if symmetrise != "none":
+        h = MirrorAverage(symmetrise, name="mirror_average")(h)
     if input_transform != "linear":
         h = InputTransform(input_transform, name="input_transform")(h)
     if input_mean is not None:

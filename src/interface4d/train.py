@@ -115,6 +115,12 @@ def complete_training_config(training_cfg: Mapping[str, Any] | None) -> dict[str
                     f"config key 'training.{block}.{key}' = {b[key]!r}: {what} needs skip: "
                     "linear and members: 1"
                 )
+    if cfg["classifier"]["symmetrise"] != "none":
+        raise ConfigError(
+            f"config key 'training.classifier.symmetrise' = "
+            f"{cfg['classifier']['symmetrise']!r}: the mirror average applies to the "
+            "step-position regressors' unit-cell averages only"
+        )
     if cfg["classifier"]["mixup"]:
         raise ConfigError(
             f"config key 'training.classifier.mixup' = {cfg['classifier']['mixup']!r}: mixup "
@@ -217,7 +223,14 @@ def _input_statistics_and_weights(run: Run) -> _Inputs:
 
     cfg, data = run.cfg, run.data
     stats = (
-        input_statistics(data, run.seed, cfg["input"], cfg["augment"], scale=run.opt["standardise"])
+        input_statistics(
+            data,
+            run.seed,
+            cfg["input"],
+            cfg["augment"],
+            scale=run.opt["standardise"],
+            symmetry=run.opt["symmetrise"],
+        )
         if run.rank == 0
         else None
     )
@@ -247,6 +260,7 @@ def _build_model_and_optimiser(run: Run, inputs: _Inputs):
         input_transform=run.cfg["input"],
         members=int(run.opt["members"]),
         skip=run.opt["skip"],
+        symmetrise=run.opt["symmetrise"],
     )
     if run.opt["skip_init"] == "ridge":  # every rank: the path is frozen, never broadcast
         from interface4d.warmstart import draw_examples, warm_start_skip

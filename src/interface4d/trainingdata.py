@@ -88,6 +88,7 @@ def input_statistics(
     batch: int = 64,
     min_draws: int = STATS_MIN_DRAWS,
     scale: str = "voxel",
+    symmetry: str = "none",
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-voxel mean and std (nx, k, k) of the transformed training inputs.
 
@@ -96,10 +97,12 @@ def input_statistics(
     regressor has one example per training cell (14 in the demo): one draw each gave per-voxel
     stds from 14 numbers, some voxels' near zero, whose standardised inputs then reached
     gradient norms of ~1000 in the first steps. ``scale``: the std per voxel or one scalar
-    (:func:`interface4d.inputs.voxel_statistics`). Returns (mean, std, number of draws used).
+    (:func:`interface4d.inputs.voxel_statistics`); ``symmetry``: the network's input symmetry,
+    applied before the transform as its first layer applies it
+    (:func:`interface4d.inputs.symmetrise`). Returns (mean, std, number of draws used).
     """
     from interface4d.augment import augment_batch
-    from interface4d.inputs import transform, voxel_statistics
+    from interface4d.inputs import symmetrise, transform, voxel_statistics
 
     idx = data.fit_indices
     if len(idx) > max_examples:
@@ -120,7 +123,7 @@ def input_statistics(
                 dose_range=augment["dose"],
                 rotation_deg=augment["rotation_deg"],
             )
-            parts.append(transform(x, transform_kind))
+            parts.append(transform(symmetrise(x, symmetry), transform_kind))
     mean, std = voxel_statistics(np.concatenate(parts), transform_kind, scale=scale)
     return mean, std, len(idx) * draws
 
