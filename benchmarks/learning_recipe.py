@@ -19,7 +19,8 @@ gives fold j every K-th depth from the j-th, isolated cells as ``reduction.place
 holds out. ``--draws K`` scores
 each held cell by its mean absolute error over K validation draws of dose and rotation (one
 draw's shot noise moves a 5-cell comparison by as much as the models differ); ``--reuse`` keeps
-the fold datasets and models already in ``--work``.
+the fold datasets and models already in ``--work``. The folds' ridge sees the input symmetry of
+the first recipe listed (``symmetrise``), i.e. the same inputs as that network.
 
     .venv/bin/python benchmarks/learning_recipe.py --results results --task regress \
         --thickness 150 --recipes reg-skip --epochs 300 --threads 1 --folds 7 [--blocked] --jobs 2 \

@@ -710,3 +710,18 @@ def test_the_ky_mirror_average_is_the_saved_regressors_first_layer(tmp_path):
         complete_training_config({"classifier": {"symmetrise": "ky"}})
     with pytest.raises(ValueError, match="symmetrise"):
         build_model((3, 9, 9), "classify", [2], 3, [4, 4], 0.0, symmetrise="ky")
+
+
+def test_the_jobs_ranks_replace_the_ones_its_network_reads():
+    """``--ranks N`` (the workflow passes its job's threads): the network's own ``ranks`` where
+    its block sets them, else ``training.ranks``; the block passed in is not changed."""
+    from interface4d.train import build_parser, with_ranks
+
+    cfg = {"ranks": 2, "regressor": {"ranks": 1}, "classifier": {"epochs": 3}}
+    assert with_ranks(cfg, "regress", 4) == {**cfg, "regressor": {"ranks": 4}}
+    assert with_ranks(cfg, "classify", 6) == {**cfg, "ranks": 6}
+    assert cfg == {"ranks": 2, "regressor": {"ranks": 1}, "classifier": {"epochs": 3}}
+    args = build_parser().parse_args(
+        ["--dataset", "d.h5", "--task", "regress", "--checkpoint-dir", "c", "--ranks", "3"]
+    )
+    assert args.ranks == 3

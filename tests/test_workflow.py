@@ -234,6 +234,37 @@ def test_adding_an_intermixed_cell_reruns_no_regressor(done):
     assert "evaluate_regressors" not in by_rule, by_rule
 
 
+def _by_rule(jobs: dict[str, tuple[str, str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for path, (rule, _) in jobs.items():
+        out.setdefault(rule, set()).add(path)
+    return out
+
+
+def test_a_training_change_retrains_that_network_only(done):
+    """A changed optimiser setting of the regressors retrains every regressor and what reads
+    them, and nothing upstream and no classifier; a classifier setting the reverse. (A param
+    computed from the job's threads would be left out of Snakemake's rerun check: the training
+    block is a plain param and the threads reach the job as --ranks.)"""
+    cfg = tiny()
+    cfg["training"]["regressor"]["learning_rate"] = 0.002
+    write_config(done / "reg.yaml", cfg)
+    jobs = planned(done, "--configfile", "reg.yaml")
+    by_rule = _by_rule(jobs)
+    assert by_rule.pop("train_regressor") == {
+        "results/models/regressor_t40.keras",
+        "results/models/regressor_t60.keras",
+    }
+    assert all("Params have changed" in jobs[m][1] for m in jobs if "regressor_t" in m)
+    assert set(by_rule) == {"evaluate_regressors", "summarise", "model_card", "all"}, by_rule
+    cfg = tiny()
+    cfg["training"]["classifier"]["learning_rate"] = 0.002
+    write_config(done / "cls.yaml", cfg)
+    by_rule = _by_rule(planned(done, "--configfile", "cls.yaml"))
+    assert by_rule.pop("train_classifier") == {"results/models/classifier.keras"}
+    assert set(by_rule) == {"evaluate_classifier", "summarise", "model_card", "all"}, by_rule
+
+
 def test_equivalent_spelling_reruns_nothing(done):
     cfg = tiny()
     cfg["grid"]["thickness"] = [40.0, 60.000]

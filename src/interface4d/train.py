@@ -50,6 +50,7 @@ loss, accuracy|mae, dev_loss, dev_accuracy|dev_mae``) and a provenance JSON.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
@@ -446,6 +447,18 @@ def train(
 # --------------------------------------------------------------------------- CLI
 
 
+def with_ranks(training_cfg: Mapping[str, Any], task: str, ranks: int) -> dict[str, Any]:
+    """``training_cfg`` with the ranks a job runs: the network's own ``ranks`` where its block
+    sets them, else ``training.ranks`` (which of the two :func:`_open_data` reads)."""
+    out = copy.deepcopy(dict(training_cfg))
+    own = out.get("classifier" if task == "classify" else "regressor")
+    if own and own.get("ranks"):
+        own["ranks"] = int(ranks)
+    else:
+        out["ranks"] = int(ranks)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m interface4d.train",
@@ -465,6 +478,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provenance-out", help="provenance JSON")
     p.add_argument("--checkpoint-dir", required=True, help="per-epoch checkpoints, resumed from")
     p.add_argument("--threads", type=int, default=None, help="TF intra-op threads per rank")
+    p.add_argument(
+        "--ranks",
+        type=int,
+        default=None,
+        help="the Horovod ranks this job was started with (the workflow passes its threads): "
+        "replaces the network's own ranks if the block sets them, else training.ranks",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -483,6 +503,8 @@ def run(args: argparse.Namespace, hooks: TrainHooks | None = None) -> int:
         training_cfg = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SystemExit(f"--training-json is not valid JSON: {exc}") from None
+    if args.ranks is not None:
+        training_cfg = with_ranks(training_cfg, args.task, args.ranks)
     rank = os.environ.get("HOROVOD_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

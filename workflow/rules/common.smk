@@ -244,21 +244,13 @@ def regress_inputs(wildcards):
 
 
 def training_params(task):
-    """The training block as one network sees it (the other network's optimiser left out), with
-    the ranks the job runs: its threads, which a profile may set (set-threads)."""
+    """The training block as one network sees it (the other network's optimiser left out). A
+    plain value, not a function of the job's threads: Snakemake leaves a param that reads
+    threads out of its rerun check, so a changed training block would retrain nothing. The
+    rule passes its threads (the Horovod ranks, which a profile may set) as ``--ranks``.
+    """
     other = "regressor" if task == "classifier" else "classifier"
-    block = {k: v for k, v in config["training"].items() if k != other}
-
-    def params(wildcards, threads):
-        out = copy.deepcopy(block)
-        own = out.get(task)
-        if own and own.get("ranks"):
-            own["ranks"] = threads
-        else:
-            out["ranks"] = threads
-        return JsonDict(out)
-
-    return params
+    return JsonDict({k: v for k, v in config["training"].items() if k != other})
 
 
 def regress_thicknesses():

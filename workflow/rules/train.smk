@@ -27,7 +27,7 @@ rule train_classifier:
         checkpoints=f"{RESULTS}/checkpoints/classifier",
     shell:
         "{resources.launcher} interface4d train --task classify --dataset {input}"
-        " --training-json {params.training:q} --model-out {output.model}"
+        " --training-json {params.training:q} --ranks {threads} --model-out {output.model}"
         " --history-out {output.history} --provenance-out {output.provenance}"
         " --checkpoint-dir {params.checkpoints} --threads 1 > {log} 2>&1"
 
@@ -56,6 +56,6 @@ rule train_regressor:
         checkpoints=lambda w: f"{RESULTS}/checkpoints/regressor_t{w.thickness}",
     shell:
         "{resources.launcher} interface4d train --task regress --dataset {input}"
-        " --training-json {params.training:q} --model-out {output.model}"
+        " --training-json {params.training:q} --ranks {threads} --model-out {output.model}"
         " --history-out {output.history} --provenance-out {output.provenance}"
         " --checkpoint-dir {params.checkpoints} --threads 1 > {log} 2>&1"
