@@ -125,6 +125,18 @@ RECIPES = {
                              "standardise": "scalar", "mixup": 1.0,
                              "mixup_space": "transformed", "weight_decay": 0.01,
                              "skip": "linear", "skip_refit": "ridge", "symmetrise": "ky"}},  # fmt: skip
+    # the same with another seed, or more weight decay (the CNN quieter between depths)
+    "reg-refit-ky-s1": {"input": "sqrt", "dev_fraction": 0.0, "seed": 1,
+                        "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
+                                "standardise": "scalar", "mixup": 1.0,
+                                "mixup_space": "transformed", "weight_decay": 0.01,
+                                "skip": "linear", "skip_refit": "ridge", "symmetrise": "ky"}},  # fmt: skip
+    "reg-refit-ky-wd0.05": {"input": "sqrt", "dev_fraction": 0.0,
+                            "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
+                                    "standardise": "scalar", "mixup": 1.0,
+                                    "mixup_space": "transformed", "weight_decay": 0.05,
+                                    "skip": "linear", "skip_refit": "ridge",
+                                    "symmetrise": "ky"}},  # fmt: skip
     # the demo's classifier with decoupled weight decay (it overfits its training cells on the
     # 206-cell learning-curve campaign: training accuracy 0.99, development 0.90-0.935)
     "cls-wd1": {"input": "sqrt", "dev_fraction": 0.2, "opt": {"weight_decay": 1.0}},
