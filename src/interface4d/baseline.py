@@ -149,7 +149,7 @@ def fit(dataset_h5: str | Path, task: str, training_cfg: Mapping[str, Any]) -> B
             rows, cells, on_dev = rows[keep], cells[keep], on_dev[keep]
         x_all, y_all = _draws(data, rows, replicas, aug, seed, dev=False)
         x_dev, y_dev = _draws(data, rows[on_dev], 1, aug, seed, dev=True)
-    symmetry = block["symmetrise"]
+    symmetry = block.get("symmetrise", "none")
     f_all = features(x_all, kind, symmetry)
     fit_mask = np.tile(~on_dev, replicas)
     grid: Sequence[tuple] = (
