@@ -48,6 +48,10 @@ BASE = {"ranks": 1, "seed": 0, "model": {"filters": [8, 16], "kernel_size": 3,
         "dense": [64, 32], "dropout": 0.15},
         "augment": {"dose": [1e4, 1e6], "rotation_deg": 2.0, "val_seed": 1234}}  # fmt: skip
 PAPER = {"optimizer": "sgd", "learning_rate": 0.04, "momentum": 0.0, "patience": 0}
+# the demo's regressors (config.yaml), the ky mirror average included
+KY = {**PAPER, "schedule": "cosine", "clip_norm": 5.0, "standardise": "scalar", "mixup": 1.0,
+      "mixup_space": "transformed", "weight_decay": 0.01, "skip": "linear",
+      "skip_refit": "ridge", "symmetrise": "ky"}  # fmt: skip
 RECIPES = {
     # the paper: linear input (standardised), SGD 0.04, no development cells, last epoch
     "paper": {"input": "linear", "dev_fraction": 0.0, "class_balance": "none", "opt": PAPER},
@@ -119,24 +123,12 @@ RECIPES = {
                     "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
                             "standardise": "scalar", "mixup": 1.0, "mixup_space": "transformed",
                             "weight_decay": 0.01, "skip": "linear", "skip_refit": "replace"}},  # fmt: skip
-    # the demo's regressors with the ky mirror average as their first layer (symmetrise: ky)
-    "reg-refit-ky": {"input": "sqrt", "dev_fraction": 0.0,
-                     "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
-                             "standardise": "scalar", "mixup": 1.0,
-                             "mixup_space": "transformed", "weight_decay": 0.01,
-                             "skip": "linear", "skip_refit": "ridge", "symmetrise": "ky"}},  # fmt: skip
+    # the demo's regressors with the ky mirror average as their first layer (symmetrise: ky);
     # the same with another seed, or more weight decay (the CNN quieter between depths)
-    "reg-refit-ky-s1": {"input": "sqrt", "dev_fraction": 0.0, "seed": 1,
-                        "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
-                                "standardise": "scalar", "mixup": 1.0,
-                                "mixup_space": "transformed", "weight_decay": 0.01,
-                                "skip": "linear", "skip_refit": "ridge", "symmetrise": "ky"}},  # fmt: skip
+    "reg-refit-ky": {"input": "sqrt", "dev_fraction": 0.0, "opt": KY},
+    "reg-refit-ky-s1": {"input": "sqrt", "dev_fraction": 0.0, "seed": 1, "opt": KY},
     "reg-refit-ky-wd0.05": {"input": "sqrt", "dev_fraction": 0.0,
-                            "opt": {**PAPER, "schedule": "cosine", "clip_norm": 5.0,
-                                    "standardise": "scalar", "mixup": 1.0,
-                                    "mixup_space": "transformed", "weight_decay": 0.05,
-                                    "skip": "linear", "skip_refit": "ridge",
-                                    "symmetrise": "ky"}},  # fmt: skip
+                            "opt": {**KY, "weight_decay": 0.05}},  # fmt: skip
     # the demo's classifier with decoupled weight decay (it overfits its training cells on the
     # 206-cell learning-curve campaign: training accuracy 0.99, development 0.90-0.935)
     "cls-wd1": {"input": "sqrt", "dev_fraction": 0.2, "opt": {"weight_decay": 1.0}},

@@ -208,6 +208,7 @@ def check_physics(config: Mapping[str, Any]) -> None:
     """
     _check_blocks(config)
     _check_evaluation(config)
+    _check_mirror(config)
     for i, o in enumerate(config.get("overrides") or []):
         merged = dict(config)
         for block in ("structure", "simulation"):
@@ -299,7 +300,6 @@ def _check_blocks(config: Mapping[str, Any]) -> None:
                 f"{extent_x:.2f} A cell (the interface is at x = {centre:.2f} A)"
             )
     _check_store(config)
-    _check_mirror(config)
 
 
 def _check_mirror(config: Mapping[str, Any]) -> None:

@@ -99,11 +99,17 @@ def complete_training_config(training_cfg: Mapping[str, Any] | None) -> dict[str
     from interface4d.config import complete_block
 
     cfg = complete_block("training", training_cfg)
-    if cfg["classifier"]["skip"] != "none":
-        raise ConfigError(
-            f"config key 'training.classifier.skip' = {cfg['classifier']['skip']!r}: the "
-            "linear skip applies to the step-position regressors only"
-        )
+    regressors_only = {
+        "skip": ("none", "the linear skip"),
+        "symmetrise": ("none", "the mirror average"),
+        "mixup": (0.0, "mixup"),
+    }
+    for key, (off, what) in regressors_only.items():
+        if cfg["classifier"][key] != off:
+            raise ConfigError(
+                f"config key 'training.classifier.{key}' = {cfg['classifier'][key]!r}: {what} "
+                "applies to the step-position regressors only"
+            )
     path_fits = {
         "skip_init": ("zeros", "a warm start"),
         "skip_refit": ("none", "a refit of the linear path"),
@@ -116,17 +122,6 @@ def complete_training_config(training_cfg: Mapping[str, Any] | None) -> dict[str
                     f"config key 'training.{block}.{key}' = {b[key]!r}: {what} needs skip: "
                     "linear and members: 1"
                 )
-    if cfg["classifier"]["symmetrise"] != "none":
-        raise ConfigError(
-            f"config key 'training.classifier.symmetrise' = "
-            f"{cfg['classifier']['symmetrise']!r}: the mirror average applies to the "
-            "step-position regressors' unit-cell averages only"
-        )
-    if cfg["classifier"]["mixup"]:
-        raise ConfigError(
-            f"config key 'training.classifier.mixup' = {cfg['classifier']['mixup']!r}: mixup "
-            "applies to the step-position regressors only"
-        )
     lo, hi = cfg["augment"]["dose"]
     if lo > hi:
         raise ConfigError(f"config key 'training.augment.dose' = {[lo, hi]}: low > high")
