@@ -65,7 +65,7 @@ def gpu_info() -> dict:
     return info
 
 
-def make_settings(args) -> dict:
+def make_settings(args) -> tuple[dict, dict]:
     from interface4d.config import load_config
     from interface4d.grid import check_grid
     from interface4d.settings import cell_settings
