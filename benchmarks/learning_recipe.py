@@ -127,6 +127,18 @@ RECIPES = {
     # the same with another seed, or more weight decay (the CNN quieter between depths)
     "reg-refit-ky": {"input": "sqrt", "dev_fraction": 0.0, "opt": KY},
     "reg-refit-ky-s1": {"input": "sqrt", "dev_fraction": 0.0, "seed": 1, "opt": KY},
+    "reg-refit-ky-s2": {"input": "sqrt", "dev_fraction": 0.0, "seed": 2, "opt": KY},
+    "reg-refit-ky-s3": {"input": "sqrt", "dev_fraction": 0.0, "seed": 3, "opt": KY},
+    # the same with the input standardised per voxel (the ridge baseline's geometry), or with
+    # the linear path replaced after training by the ridge fit of what the CNN leaves; seeds 0, 1
+    **{
+        f"reg-{name}-ky{'-s1' if s else ''}": {
+            "input": "sqrt", "dev_fraction": 0.0, "seed": s, "opt": {**KY, **change},
+        }
+        for name, change in (("voxel", {"standardise": "voxel"}),
+                             ("replace", {"skip_refit": "replace"}))
+        for s in (0, 1)
+    },  # fmt: skip
     "reg-refit-ky-wd0.05": {"input": "sqrt", "dev_fraction": 0.0,
                             "opt": {**KY, "weight_decay": 0.05}},  # fmt: skip
     # the demo's classifier with decoupled weight decay (it overfits its training cells on the
