@@ -20,7 +20,10 @@ holds out. ``--draws K`` scores
 each held cell by its mean absolute error over K validation draws of dose and rotation (one
 draw's shot noise moves a 5-cell comparison by as much as the models differ); ``--reuse`` keeps
 the fold datasets and models already in ``--work``. The folds' ridge sees the input symmetry of
-the first recipe listed (``symmetrise``), i.e. the same inputs as that network.
+the first recipe listed (``symmetrise``), i.e. the same inputs as that network. Each row also
+gives the MAE of the interior cells (step fraction 0.15-0.85) and of the ends apart;
+``--mean-of A,B`` adds a row for the mean prediction of recipes A and B (an ensemble of
+separately trained networks; with ``--reuse``, of the models already trained).
 
     .venv/bin/python benchmarks/learning_recipe.py --results results --task regress \
         --thickness 150 --recipes reg-skip --epochs 300 --threads 1 --folds 7 [--blocked] --jobs 2 \
@@ -227,12 +230,13 @@ def draw_inputs(x: np.ndarray, uids, augment: dict, k: int) -> np.ndarray:
 
 
 def fold_errors(
-    data: Path, cfg: dict, model_path: Path | None, draws: int = 1
+    data: Path, cfg: dict, model_path: Path | list[Path] | None, draws: int = 1
 ) -> dict[str, float]:
-    """{cell: absolute error} of the network (or, without a model, the baseline) on the held
-    cells of ``data``, with the evaluation's validation augmentation; ``draws`` > 1: the mean
-    absolute error over that many validation draws of each example (the first the evaluation's
-    own), which takes the shot noise of one draw out of a comparison on a few cells."""
+    """{cell: absolute error} of the network (or, without a model, the baseline; with a list of
+    models, the mean of their predictions) on the held cells of ``data``, with the evaluation's
+    validation augmentation; ``draws`` > 1: the mean absolute error over that many validation
+    draws of each example (the first the evaluation's own), which takes the shot noise of one
+    draw out of a comparison on a few cells."""
     sys.path.insert(0, str(ROOT / "src"))
     from interface4d import baseline
     from interface4d.datasets import H5Examples
@@ -241,17 +245,19 @@ def fold_errors(
     from interface4d.validation import network_predictor
 
     full = complete_training_config(cfg)
-    if model_path is not None:
-        fn = network_predictor(load_model(model_path))
+    if model_path is None:
+        fns = [baseline.fit(data, "regress", full).predict]
     else:
-        fn = baseline.fit(data, "regress", full).predict
+        paths = model_path if isinstance(model_path, list) else [model_path]
+        fns = [network_predictor(load_model(p)) for p in paths]
     with H5Examples(data, "val") as d:
         idx = d.indices
         x, y = d.batch(idx)
         uids = d.uids(idx)
         cells = d.cells[idx]
+    xs = [draw_inputs(x, uids, full["augment"], k) for k in range(draws)]
     e = np.mean(
-        [np.abs(np.asarray(fn(draw_inputs(x, uids, full["augment"], k))) - y) for k in range(draws)],
+        [np.abs(np.mean([np.asarray(fn(xk)).reshape(-1) for fn in fns], axis=0) - y) for xk in xs],
         axis=0,
     )
     err: dict[str, list[float]] = {}
@@ -262,12 +268,14 @@ def fold_errors(
 
 def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: int,
                    threads: int, jobs: int, blocked: bool = False, draws: int = 1,
-                   reuse: bool = False) -> dict[str, dict[str, float]]:
+                   reuse: bool = False, mean_of: list[str] | None = None,
+                   ) -> dict[str, dict[str, float]]:
     """Grouped K-fold over the *training* cells of a regression dataset: each recipe and the
     ridge baseline predict every training cell once from the other folds; {recipe: {cell:
     error}}. ``blocked``: each fold is a run of adjacent step depths (a gap in the training
-    depths, as a structure split can leave), else cells are dealt by hash. The validation cells
-    are not read."""
+    depths, as a structure split can leave), else cells are dealt by hash. ``mean_of``
+    (recipes among ``names``): one more row, the mean of their predictions (an ensemble of
+    separately trained networks). The validation cells are not read."""
     from concurrent.futures import ThreadPoolExecutor
 
     sys.path.insert(0, str(ROOT / "src"))
@@ -312,7 +320,23 @@ def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: 
         for name, err, wall in pool.map(run, tasks):
             errors[name].update(err)
             print(f"  {name}: {len(errors[name])}/{len(depth)} cells, {wall:.0f} s", flush=True)
+    if mean_of:
+        key = "mean(" + "+".join(mean_of) + ")"
+        errors[key] = {}
+        for j in range(len(groups)):
+            cfg = json.loads((work / f"fold{j}-{mean_of[0]}" / "provenance.json").read_text())
+            models = [work / f"fold{j}-{n}" / "model.keras" for n in mean_of]
+            errors[key].update(fold_errors(work / f"fold{j}.h5", cfg["training"], models, draws))
     return errors
+
+
+def depth_ranges(src: Path, cells: list[str], interior=(0.15, 0.85)) -> dict[str, list[str]]:
+    """The cells whose step fraction lies in ``interior`` (between the ends, where both models
+    interpolate) and the others (near the entrance or exit surface: both extrapolate)."""
+    with h5py.File(src, "r") as f:
+        y = dict(zip(f["cell"].asstr()[()], f["y"][()], strict=True))
+    inner = [c for c in cells if interior[0] <= y[c] <= interior[1]]
+    return {"interior": inner, "ends": [c for c in cells if c not in inner]}
 
 
 def score(data: Path, task: str, cfg: dict, model_path: Path | None) -> dict:
@@ -374,6 +398,8 @@ def main() -> int:
                     "held-out cells, as reduction.placement: even leaves them)")
     ap.add_argument("--draws", type=int, default=1,
                     help="--folds: validation draws (dose, rotation) each held cell is scored on")
+    ap.add_argument("--mean-of", default="",
+                    help="--folds: recipes (of --recipes) whose mean prediction is scored too")
     ap.add_argument("--reuse", action="store_true",
                     help="--folds: keep the fold datasets and trained models found in --work")
     args = ap.parse_args()
@@ -384,13 +410,15 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     if args.folds:
         names = args.recipes.split(",")
+        mean_of = args.mean_of.split(",") if args.mean_of else None
         errs = cross_validate(src, work, names, args.folds, args.epochs, args.threads, args.jobs,
                               "interleaved" if args.interleaved else args.blocked, args.draws,
-                              args.reuse)
+                              args.reuse, mean_of)
         out = "cv_errors.json" if args.draws == 1 else f"cv_errors_{args.draws}draws.json"
         (work / out).write_text(json.dumps(errs, indent=1))
         ridge = errs["ridge"]
         cells = sorted(ridge)
+        ranges = depth_ranges(src, cells)
         rng = np.random.default_rng(0)
         for name, e in errs.items():
             a = np.array([e[c] for c in cells])
@@ -399,7 +427,9 @@ def main() -> int:
             lo, hi = np.percentile(boot, [2.5, 97.5])
             print(f"{src.name} {name}: MAE {a.mean():.4f} over {len(a)} cells; minus ridge "
                   f"{d.mean():+.4f} [{lo:+.4f}, {hi:+.4f}]; closer on "
-                  f"{int((d < 0).sum())}/{len(d)}", flush=True)  # fmt: skip
+                  f"{int((d < 0).sum())}/{len(d)}; "
+                  + "; ".join(f"{r} {np.mean([e[c] for c in cs]):.4f} ({len(cs)} cells)"
+                              for r, cs in ranges.items() if cs), flush=True)  # fmt: skip
         return 0
     data = work / "inner.h5"
     sizes = inner_dataset(src, data, args.inner_fraction, args.inner_seed)
