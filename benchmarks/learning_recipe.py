@@ -142,6 +142,9 @@ RECIPES = {
                              ("replace", {"skip_refit": "replace"}))
         for s in (0, 1)
     },  # fmt: skip
+    # an ensemble of 2 or 4 networks in one model, refitted together (skip_refit on the mean)
+    "reg-refit-ky-m2": {"input": "sqrt", "dev_fraction": 0.0, "opt": {**KY, "members": 2}},
+    "reg-refit-ky-m4": {"input": "sqrt", "dev_fraction": 0.0, "opt": {**KY, "members": 4}},
     "reg-refit-ky-wd0.05": {"input": "sqrt", "dev_fraction": 0.0,
                             "opt": {**KY, "weight_decay": 0.05}},  # fmt: skip
     # the demo's classifier with decoupled weight decay (it overfits its training cells on the

@@ -44,7 +44,7 @@ def test_the_strength_is_chosen_by_whole_groups_held_out():
     assert scores[5]["mae"] == pytest.approx(err / len(y), rel=1e-9)
 
 
-def _tiny_skip_model(n: int, seed: int):
+def _tiny_skip_model(n: int, seed: int, members: int = 1):
     """A tiny sqrt regressor with the linear path, ``n`` examples, targets, their cells (6) and
     the random generator that drew them."""
     import keras
@@ -59,6 +59,7 @@ def _tiny_skip_model(n: int, seed: int):
     model = build_model(
         (4, 8, 8), "regress", [2], 3, [4, 4], 0.0, input_mean=np.zeros((4, 8, 8)),
         input_std=np.full((4, 8, 8), 1e-3), input_transform="sqrt", skip="linear",
+        members=members,
     )  # fmt: skip
     return model, x, y, cells, rng
 
@@ -119,6 +120,39 @@ def test_refit_adds_the_ridge_fit_of_what_the_trained_network_misses():
     assert info["training_mae_before"] == pytest.approx(np.mean(np.abs(net[:, 0] - y)), rel=1e-6)
     np.testing.assert_array_equal(model.get_layer("cnn_out").get_weights()[0], cnn_before)
     assert skip.trainable and info["cells"] == 6 and info["examples"] == 30
+
+
+def test_an_ensembles_refit_moves_the_members_mean_by_the_ridge_fit_of_its_miss():
+    import keras
+
+    from interface4d.config import ConfigError
+    from interface4d.train import complete_training_config
+    from interface4d.warmstart import refit_skip
+
+    model, x, y, cells, rng = _tiny_skip_model(30, 4, members=3)
+    paths = [model.get_layer(f"m{k}_linear_skip") for k in range(3)]
+    for skip in paths:  # "trained" paths, each its own
+        kernel, bias = skip.get_weights()
+        skip.set_weights([rng.normal(0, 0.01, kernel.shape).astype(np.float32), bias + 0.1])
+    before = [skip.get_weights()[0].copy() for skip in paths]
+    probe = keras.Model(model.inputs, [model.outputs[0], model.get_layer("m0_skip_scale").output])
+    net, feats = (np.asarray(a, np.float64) for a in probe(x, training=False))
+    info = refit_skip(model, x, y, cells)
+    fs, mean, scale = standardised(feats)
+    beta, b0 = ridge_dual(fs, y - net[:, 0], info["alpha"])
+    got = np.asarray(model.predict(x, verbose=0))[:, 0]
+    np.testing.assert_allclose(got, net[:, 0] + fs @ beta + b0, rtol=1e-4, atol=1e-4)
+    assert info["training_mae_after"] < info["training_mae_before"]
+    # the same change on every member's path: the members stay as different as they were
+    moved = [skip.get_weights()[0] - b for skip, b in zip(paths, before, strict=True)]
+    np.testing.assert_allclose(moved[1], moved[0], atol=1e-7)
+    np.testing.assert_allclose(moved[2], moved[0], atol=1e-7)
+    assert np.abs(moved[0]).max() > 0
+    cfg = {"skip": "linear", "members": 3}
+    assert complete_training_config({"regressor": cfg | {"skip_refit": "ridge"}})
+    for key, value in (("skip_refit", "replace"), ("skip_init", "ridge")):
+        with pytest.raises(ConfigError, match=f"{key}' = '{value}'.*members: 1"):
+            complete_training_config({"regressor": cfg | {key: value}})
 
 
 def test_replace_sets_the_path_to_the_ridge_fit_of_what_the_trained_cnn_misses():

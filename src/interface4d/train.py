@@ -117,10 +117,12 @@ def complete_training_config(training_cfg: Mapping[str, Any] | None) -> dict[str
     for block in ("classifier", "regressor"):
         b = cfg[block]
         for key, (off, what) in path_fits.items():
-            if b[key] != off and (b["skip"] != "linear" or int(b["members"]) != 1):
+            # the additive refit works on an ensemble's mean; a start or a replacement does not
+            single = not (key == "skip_refit" and b[key] == "ridge")
+            if b[key] != off and (b["skip"] != "linear" or (single and int(b["members"]) != 1)):
                 raise ConfigError(
                     f"config key 'training.{block}.{key}' = {b[key]!r}: {what} needs skip: "
-                    "linear and members: 1"
+                    "linear" + (" and members: 1" if single else "")
                 )
     lo, hi = cfg["augment"]["dose"]
     if lo > hi:

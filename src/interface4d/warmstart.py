@@ -136,7 +136,7 @@ def _ridge_onto_path(
     import keras
 
     out = model.get_layer("cnn_out").output if start == "cnn" else model.outputs[0]
-    probe = keras.Model(model.inputs, [out, model.get_layer("skip_scale").output])
+    probe = keras.Model(model.inputs, [out, _path_layers(model, "skip_scale")[0].output])
     outs = [probe(x[i : i + batch], training=False) for i in range(0, len(x), batch)]
     c = np.concatenate([np.asarray(o[0]) for o in outs])[:, 0].astype(np.float64)
     f = np.concatenate([np.asarray(o[1]) for o in outs]).astype(np.float64)
@@ -157,6 +157,13 @@ def _ridge_onto_path(
     if start == "network":
         info["training_mae_before"] = float(np.mean(np.abs(c - y)))
     return w, b, info
+
+
+def _path_layers(model: Any, name: str) -> list[Any]:
+    """Layer ``name`` of a single network, or of every member of an ensemble (``m<k>_name``;
+    the members' ``skip_scale`` layers see the same standardised input)."""
+    found = [layer for layer in model.layers if layer.name == name]
+    return found or [layer for layer in model.layers if layer.name.endswith(f"_{name}")]
 
 
 def _set_path(model: Any, w: np.ndarray, b: float):
@@ -194,7 +201,9 @@ def refit_skip(
     network(x)`` on the features it sees, standardised per column (``skip_refit: ridge``);
     ``mode='replace'``: set the path to the ridge fit of ``y - CNN(x)`` instead, dropping what
     SGD left in it (``skip_refit: replace``; the same strength). Return what was chosen (for
-    provenance). Call it after training, on the saved epoch's weights."""
+    provenance). Call it after training, on the saved epoch's weights. An ensemble (``members >
+    1``, ``mode='ridge'`` only): the fit of what the members' mean misses, added to every
+    member's path, so the mean output moves by it."""
     if mode == "replace":
         w, b, info = _ridge_onto_path(model, x, y, cells, "cnn", batch, strength_of_y=True)
         _set_path(model, w, b)
@@ -206,12 +215,12 @@ def refit_skip(
     if mode != "ridge":
         raise ValueError(f"skip_refit mode must be 'ridge' or 'replace', not {mode!r}")
     w, b, info = _ridge_onto_path(model, x, y, cells, "network", batch)
-    skip = model.get_layer("linear_skip")
-    kernel, bias = skip.get_weights()
-    skip.set_weights([
-        (kernel.astype(np.float64) + w.reshape(kernel.shape)).astype(kernel.dtype),
-        (bias.astype(np.float64) + b).astype(bias.dtype),
-    ])  # fmt: skip
+    for skip in _path_layers(model, "linear_skip"):  # an ensemble's mean moves by (w, b)
+        kernel, bias = skip.get_weights()
+        skip.set_weights([
+            (kernel.astype(np.float64) + w.reshape(kernel.shape)).astype(kernel.dtype),
+            (bias.astype(np.float64) + b).astype(bias.dtype),
+        ])  # fmt: skip
     return {
         "method": "ridge on y - network(x) after training, columns standardised, strength by "
         "grouped folds over the training cells, added to the linear path",
