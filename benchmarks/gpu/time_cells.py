@@ -41,11 +41,11 @@ def record(path: Path | None, label: str, entry: dict) -> None:
     print(f"[{label}] " + json.dumps(brief, default=str), flush=True)
     if path is None:
         return
+    from interface4d.checkpoints import write_text_atomic
+
     data = _load(path)
     data.setdefault("runs", {})[label] = entry
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=1, default=str))
 
 
 def gpu_info() -> dict:
