@@ -145,6 +145,14 @@ RECIPES = {
     # an ensemble of 2 or 4 networks in one model, refitted together (skip_refit on the mean)
     "reg-refit-ky-m2": {"input": "sqrt", "dev_fraction": 0.0, "opt": {**KY, "members": 2}},
     "reg-refit-ky-m4": {"input": "sqrt", "dev_fraction": 0.0, "opt": {**KY, "members": 4}},
+    # the pair with more weight decay (the CNN quieter between the depths it is shown)
+    **{
+        f"reg-refit-ky-m2-wd{wd:g}": {
+            "input": "sqrt", "dev_fraction": 0.0,
+            "opt": {**KY, "members": 2, "weight_decay": wd},
+        }
+        for wd in (0.03, 0.05, 0.1)
+    },  # fmt: skip
     "reg-refit-ky-wd0.05": {"input": "sqrt", "dev_fraction": 0.0,
                             "opt": {**KY, "weight_decay": 0.05}},  # fmt: skip
     # the demo's classifier with decoupled weight decay (it overfits its training cells on the
