@@ -444,6 +444,52 @@ def test_summary_and_the_report_headline(tmp_path):
     assert "regression" not in h
 
 
+def test_the_dose_study_names_each_dose_where_a_network_loses_to_its_baseline(tmp_path):
+    """The doses at which a network scores worse than its baseline on the same inputs, each
+    placed against the training doses, in headline.json and in one sentence; a tie is not a
+    loss; none lost: said so."""
+    from interface4d.dosestudy import dose_losses, dose_study_rows, dose_verdict
+
+    def row(model, dose, value, key, **kw):
+        e = float("inf") if dose == NOISELESS else float(dose)
+        return {"model": model, "dose": dose, "dose_e_per_pattern": e, key: value, **kw}
+
+    cls = {
+        "dose": [row("network", "1000", 0.6, "accuracy"), row("network", "100000", 0.95, "accuracy")],
+        "dose_baseline": [row("baseline", "1000", 0.7, "accuracy"),
+                          row("baseline", "100000", 0.9, "accuracy")],
+        "validation_augmentation": {"dose": [1e4, 1e6]},
+    }  # fmt: skip
+    reg_values = {"1000": (0.3, 0.05), "100000": (0.02, 0.03), "1e+07": (0.03, 0.02),
+                  NOISELESS: (0.02, 0.02)}  # fmt: skip
+    reg = {"dose": [row(m, d, v[i], "mae", thickness=100.0)
+                    for d, v in reg_values.items() for i, m in enumerate(("network", "baseline"))]}  # fmt: skip
+    losses = dose_losses(dose_study_rows(cls, reg), [1e4, 1e6])
+    assert [(r["network"], r["thickness"], r["dose"], r["relative_to_training_doses"])
+            for r in losses] == [("classifier", "all", "1000", "below"),
+                                 ("regressor", "100", "1000", "below"),
+                                 ("regressor", "100", "1e+07", "above")]  # fmt: skip
+    assert losses[1]["mae"] == 0.3 and losses[1]["baseline_mae"] == 0.05
+    assert not losses[1]["inside_training_doses"]
+    text = dose_verdict(losses, [1e4, 1e6])
+    assert "the classifier at 1e3 (below the training doses)" in text
+    assert (
+        "the 100 Å step-position network at 1e3 (below the training doses) and 1e7 (above them)"
+        in text
+    )
+    assert "train on 1e4-1e6" in text
+    assert "every network is at or above its baseline" in dose_verdict([], [1e4, 1e6])
+    # in the summary: headline.json and its verdict, the figure with the baselines
+    summary = {**cls, "accuracy": 0.9, "balanced_accuracy": 0.9, "auc": 0.95}
+    (tmp_path / "c.json").write_text(json.dumps(summary))
+    h = summarise(tmp_path / "c.json", None, tmp_path / "m", tmp_path / "d.png")
+    assert h["dose_study"]["training_doses"] == [1e4, 1e6]
+    assert [r["dose"] for r in h["dose_study"]["network_worse"]] == ["1000"]
+    assert h["verdict"][-1].startswith("Dose study") and "the classifier at 1e3" in h["verdict"][-1]
+    saved = json.loads((tmp_path / "m" / "headline.json").read_text())
+    assert saved["dose_study"] == h["dose_study"] and (tmp_path / "d.svg").exists()
+
+
 def _baseline_by_hand_inputs(data, task: str):
     """What the baseline fits on, computed by hand for a small real dataset: the training
     rows' augmented draws (the baseline's replicas), transformed (sqrt) and standardised per

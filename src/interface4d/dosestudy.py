@@ -9,6 +9,7 @@ model by its MAE (``regression_dose.csv``); the summary joins both into ``dose_s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -117,3 +118,88 @@ def dose_study_rows(cls: Mapping[str, Any], reg: Mapping[str, Any] | None) -> li
             for r in reg["dose"]
         ]
     return rows
+
+
+def _e(d: float) -> str:
+    """A dose for a sentence: ``1e4``, ``3e3``, ``2500``, ``noiseless``."""
+    if math.isinf(d):
+        return "noiseless"
+    m, x = f"{d:.2e}".split("e")
+    return f"{float(m):g}e{int(x)}" if float(m) == round(float(m)) else f"{d:g}"
+
+
+def _side(d: float, lo: float, hi: float) -> str:
+    if math.isinf(d):
+        return "noiseless"
+    return "below" if d < lo else "above" if d > hi else "inside"
+
+
+def dose_losses(
+    rows: Sequence[Mapping[str, Any]], training_doses: Sequence[float] | None
+) -> list[dict[str, Any]]:
+    """The study's doses at which a network scores worse than its baseline on the same inputs
+    (accuracy lower, MAE higher), each marked inside or outside ``training_doses`` (the range
+    ``training.augment.dose`` its training draws and the headline take)."""
+    lo, hi = (float(v) for v in training_doses) if training_doses else (0.0, math.inf)
+    key = ("network", "thickness", "dose")
+    base = {tuple(r[k] for k in key): r for r in rows if r["model"] == "baseline"}
+    out = []
+    for r in rows:
+        b = base.get(tuple(r[k] for k in key))
+        if r["model"] != "network" or b is None:
+            continue
+        col = "accuracy" if r["network"] == "classifier" else "mae"
+        net, ref = float(r[col]), float(b[col])
+        if net < ref if col == "accuracy" else net > ref:
+            d = float(r["dose_e_per_pattern"])
+            out.append(
+                {
+                    "network": r["network"],
+                    "thickness": r["thickness"],
+                    "dose": r["dose"],
+                    col: net,
+                    f"baseline_{col}": ref,
+                    "inside_training_doses": lo <= d <= hi,
+                    "relative_to_training_doses": _side(d, lo, hi),
+                }
+            )
+    return out
+
+
+def dose_verdict(
+    losses: Sequence[Mapping[str, Any]], training_doses: Sequence[float] | None
+) -> str:
+    """One plain sentence on :func:`dose_losses`: which network loses to its baseline at which
+    doses, and whether those lie below, inside or above the doses it was trained on."""
+    if not losses:
+        return "Dose study: every network is at or above its baseline at every dose studied."
+    parts = []
+    for (net, t), grp in _groups(losses):
+        who = "the classifier" if net == "classifier" else f"the {t} Å step-position network"
+        where = []
+        for side in ("below", "inside", "above", "noiseless"):
+            doses = [_e(_dose_value(g["dose"])) for g in grp
+                     if g["relative_to_training_doses"] == side]  # fmt: skip
+            if doses and side == "noiseless":
+                where.append("noiseless")
+            elif doses:
+                them = "them" if where else "the training doses"
+                where.append(f"{', '.join(doses)} ({side} {them})")
+        parts.append(f"{who} at {' and '.join(where)}")
+    span = (
+        f" The networks train on {_e(training_doses[0])}-{_e(training_doses[1])}; outside that "
+        "range they extrapolate."
+        if training_doses
+        else ""
+    )
+    return (
+        "Dose study (electrons per pattern), where a network scores worse than its baseline on "
+        "the same inputs: " + "; ".join(parts) + "." + span
+    )
+
+
+def _groups(losses: Sequence[Mapping[str, Any]]):
+    seen: dict[tuple[str, Any], list[Mapping[str, Any]]] = {}
+    for r in losses:
+        seen.setdefault((r["network"], r["thickness"]), []).append(r)
+    return seen.items()

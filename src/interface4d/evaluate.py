@@ -56,7 +56,9 @@ from interface4d.celltables import classifier_table, detectability, example_rows
 from interface4d.dosestudy import (
     DOSE_PROTOCOL,
     classifier_dose_rows,
+    dose_losses,
     dose_study_rows,
+    dose_verdict,
     evaluation_doses,
     regression_dose_rows,
 )
@@ -446,11 +448,16 @@ def summarise(
         write_csv(out_dir / "detectability.csv", det)
         if detectability_figure is not None:
             figures.detectability(det, Path(detectability_figure))
+    trained_on = (cls.get("validation_augmentation") or {}).get("dose")
+    losses = dose_losses(dose_rows, trained_on)
+    headline["dose_study"] = {"training_doses": trained_on, "network_worse": losses}
+    if any(r["model"] == "baseline" for r in dose_rows):
+        headline["verdict"].append(dose_verdict(losses, trained_on))
     write_json(out_dir / "headline.json", headline)
     write_csv(out_dir / "headline.csv", pd.DataFrame(rows))
     dose_df = pd.DataFrame(dose_rows)
     write_csv(out_dir / "dose_study.csv", dose_df)
-    figures.dose_study(dose_df[dose_df["model"] == "network"], Path(figure_path))
+    figures.dose_study(dose_df, Path(figure_path), trained_on)
     if headline_figure is not None:
         figures.headline(headline, Path(headline_figure))
     return headline

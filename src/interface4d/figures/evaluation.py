@@ -381,9 +381,13 @@ def regression_examples(
 # --------------------------------------------------------------------------- dose
 
 
-def dose_study(df: pd.DataFrame, stem: str | Path) -> Path:
-    """Classification accuracy and step-position MAE vs electron dose per pattern; the
-    noiseless value is drawn as a horizontal line."""
+def dose_study(
+    df: pd.DataFrame, stem: str | Path, training_doses: Sequence[float] | None = None
+) -> Path:
+    """Classification accuracy and step-position MAE vs electron dose per pattern, each network
+    (solid) beside its baseline (dashed, the same colour); the noiseless value as a horizontal
+    line; the doses the networks train on (``training_doses``) shaded. MAE on a log axis: below
+    the training doses it can grow by orders of magnitude."""
     fig = Figure(figsize=(10.5, 3.8), layout="constrained")
     ax_a, ax_m = fig.subplots(1, 2)
     for ax, net, col, ylabel in (
@@ -394,24 +398,35 @@ def dose_study(df: pd.DataFrame, stem: str | Path) -> Path:
         if sub is None or not len(sub):
             _empty(ax, f"no {net}")
             continue
+        if training_doses:
+            ax.axvspan(*training_doses, color="0.92", zorder=0, label="training doses")
         for i, (label, grp) in enumerate(sub.groupby("thickness", sort=True)):
-            finite = grp[np.isfinite(grp["dose_e_per_pattern"].astype(float))]
-            color = f"C{i}"
             name = "all thicknesses" if label == "all" else f"{label} Å"
-            ax.plot(finite["dose_e_per_pattern"], finite[col], "o-", color=color, label=name)
-            clean = grp[~np.isfinite(grp["dose_e_per_pattern"].astype(float))]
-            if len(clean) and not math.isnan(float(clean[col].iloc[0])):
-                ax.axhline(float(clean[col].iloc[0]), color=color, ls=":", lw=0.8)
+            for model, style in (("network", "o-"), ("baseline", "s--")):
+                rows = grp[grp["model"] == model] if "model" in grp else grp
+                d = rows["dose_e_per_pattern"].astype(float)
+                finite = rows[np.isfinite(d)]
+                tag = name if model == "network" else f"{name}, baseline"
+                ax.plot(finite["dose_e_per_pattern"], finite[col], style, color=f"C{i}",
+                        label=tag, ms=4 if model == "baseline" else 6, lw=1.0)  # fmt: skip
+                clean = rows[~np.isfinite(d)]
+                if len(clean) and not math.isnan(float(clean[col].iloc[0])):
+                    ls = ":" if model == "network" else (0, (1, 4))
+                    ax.axhline(float(clean[col].iloc[0]), color=f"C{i}", ls=ls, lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("dose (electrons per pattern)")
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
         if col == "accuracy":
             ax.set_ylim(0.4, 1.02)
             ax.axhline(0.95, color="0.6", ls="--", lw=0.7)
         else:
-            ax.set_ylim(bottom=0)
-    fig.suptitle("Dose study: validation data at a fixed dose (dotted: noiseless)", fontsize=10)
+            ax.set_yscale("log")
+    fig.suptitle(
+        "Dose study: validation data at a fixed dose; networks solid, linear baselines dashed "
+        "(dotted: noiseless; shaded: training doses)",
+        fontsize=9,
+    )
     return save(fig, stem)
 
 
