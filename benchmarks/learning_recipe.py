@@ -23,7 +23,9 @@ the fold datasets and models already in ``--work``. The folds' ridge sees the in
 the first recipe listed (``symmetrise``), i.e. the same inputs as that network. Each row also
 gives the MAE of the interior cells (step fraction 0.15-0.85) and of the ends apart;
 ``--mean-of A,B`` adds a row for the mean prediction of recipes A and B (an ensemble of
-separately trained networks; with ``--reuse``, of the models already trained).
+separately trained networks; with ``--reuse``, of the models already trained). ``--doses
+1e3,1e4`` adds rows ``<recipe>@<dose>``: the same cells and rotations with shot noise at that
+fixed dose, each set against ridge at the same dose.
 
     .venv/bin/python benchmarks/learning_recipe.py --results results --task regress \
         --thickness 150 --recipes reg-skip --epochs 300 --threads 1 --folds 7 [--blocked] --jobs 2 \
@@ -241,13 +243,16 @@ def draw_inputs(x: np.ndarray, uids, augment: dict, k: int) -> np.ndarray:
 
 
 def fold_errors(
-    data: Path, cfg: dict, model_path: Path | list[Path] | None, draws: int = 1
-) -> dict[str, float]:
+    data: Path, cfg: dict, model_path: Path | list[Path] | None, draws: int = 1,
+    doses: list[float] | None = None,
+) -> dict[str, dict[str, float]]:
     """{cell: absolute error} of the network (or, without a model, the baseline; with a list of
     models, the mean of their predictions) on the held cells of ``data``, with the evaluation's
     validation augmentation; ``draws`` > 1: the mean absolute error over that many validation
     draws of each example (the first the evaluation's own), which takes the shot noise of one
-    draw out of a comparison on a few cells."""
+    draw out of a comparison on a few cells. Keyed ``""`` (the validation doses); with
+    ``doses``, also ``"@<dose>"``: the same draws' rotations with shot noise at that fixed dose
+    (the baseline fitted once, on its usual training draws)."""
     sys.path.insert(0, str(ROOT / "src"))
     from interface4d import baseline
     from interface4d.datasets import H5Examples
@@ -266,27 +271,34 @@ def fold_errors(
         x, y = d.batch(idx)
         uids = d.uids(idx)
         cells = d.cells[idx]
-    xs = [draw_inputs(x, uids, full["augment"], k) for k in range(draws)]
-    e = np.mean(
-        [np.abs(np.mean([np.asarray(fn(xk)).reshape(-1) for fn in fns], axis=0) - y) for xk in xs],
-        axis=0,
-    )
-    err: dict[str, list[float]] = {}
-    for c, v in zip(cells, e, strict=True):
-        err.setdefault(str(c), []).append(float(v))
-    return {c: float(np.mean(v)) for c, v in err.items()}
+    out = {}
+    for tag, aug in [("", full["augment"])] + [
+        (f"@{d:g}", {**full["augment"], "dose": [d, d]}) for d in doses or []
+    ]:
+        xs = [draw_inputs(x, uids, aug, k) for k in range(draws)]
+        e = np.mean(
+            [np.abs(np.mean([np.asarray(fn(xk)).reshape(-1) for fn in fns], axis=0) - y)
+             for xk in xs],
+            axis=0,
+        )  # fmt: skip
+        err: dict[str, list[float]] = {}
+        for c, v in zip(cells, e, strict=True):
+            err.setdefault(str(c), []).append(float(v))
+        out[tag] = {c: float(np.mean(v)) for c, v in err.items()}
+    return out
 
 
 def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: int,
                    threads: int, jobs: int, blocked: bool = False, draws: int = 1,
                    reuse: bool = False, mean_of: list[str] | None = None,
-                   ) -> dict[str, dict[str, float]]:
+                   doses: list[float] | None = None) -> dict[str, dict[str, float]]:
     """Grouped K-fold over the *training* cells of a regression dataset: each recipe and the
     ridge baseline predict every training cell once from the other folds; {recipe: {cell:
     error}}. ``blocked``: each fold is a run of adjacent step depths (a gap in the training
     depths, as a structure split can leave), else cells are dealt by hash. ``mean_of``
     (recipes among ``names``): one more row, the mean of their predictions (an ensemble of
-    separately trained networks). The validation cells are not read."""
+    separately trained networks). ``doses``: rows ``<recipe>@<dose>`` too, every model scored
+    on the same cells with shot noise at that fixed dose. The validation cells are not read."""
     from concurrent.futures import ThreadPoolExecutor
 
     sys.path.insert(0, str(ROOT / "src"))
@@ -303,7 +315,12 @@ def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: 
     else:
         order = sorted(depth, key=lambda c: (split_hash("cv", c), c))
         groups = [order[j::folds] for j in range(folds)]
-    errors: dict[str, dict[str, float]] = {n: {} for n in ["ridge", *names]}
+    errors: dict[str, dict[str, float]] = {}
+
+    def add(name: str, found: dict[str, dict[str, float]]) -> None:
+        for tag, err in found.items():
+            errors.setdefault(name + tag, {}).update(err)
+
     # ridge sees the input symmetry of the first recipe (the same inputs as that network)
     mirror = RECIPES[names[0]]["opt"].get("symmetrise", "none")
     ridge_cfg = BASE | {"input": "sqrt", "regressor": {"symmetrise": mirror}}
@@ -313,7 +330,7 @@ def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: 
         data = work / f"fold{j}.h5"
         if not (reuse and data.exists()):
             fold_dataset(src, data, held)
-        errors["ridge"].update(fold_errors(data, ridge_cfg, None, draws))
+        add("ridge", fold_errors(data, ridge_cfg, None, draws, doses))
         tasks += [(j, n, data) for n in names]
 
     def run(task):
@@ -325,19 +342,18 @@ def cross_validate(src: Path, work: Path, names: list[str], folds: int, epochs: 
             print(f"  {name} fold {j}: reusing {out}", flush=True)
         else:
             r = train(data, "regress", RECIPES[name], out, epochs, threads)
-        return name, fold_errors(data, r["cfg"], out / "model.keras", draws), r["wall_s"]
+        return name, fold_errors(data, r["cfg"], out / "model.keras", draws, doses), r["wall_s"]
 
     with ThreadPoolExecutor(jobs) as pool:
         for name, err, wall in pool.map(run, tasks):
-            errors[name].update(err)
+            add(name, err)
             print(f"  {name}: {len(errors[name])}/{len(depth)} cells, {wall:.0f} s", flush=True)
     if mean_of:
         key = "mean(" + "+".join(mean_of) + ")"
-        errors[key] = {}
         for j in range(len(groups)):
             cfg = json.loads((work / f"fold{j}-{mean_of[0]}" / "provenance.json").read_text())
             models = [work / f"fold{j}-{n}" / "model.keras" for n in mean_of]
-            errors[key].update(fold_errors(work / f"fold{j}.h5", cfg["training"], models, draws))
+            add(key, fold_errors(work / f"fold{j}.h5", cfg["training"], models, draws, doses))
     return errors
 
 
@@ -411,6 +427,9 @@ def main() -> int:
                     help="--folds: validation draws (dose, rotation) each held cell is scored on")
     ap.add_argument("--mean-of", default="",
                     help="--folds: recipes (of --recipes) whose mean prediction is scored too")
+    ap.add_argument("--doses", default="",
+                    help="--folds: fixed doses (e/pattern, comma-separated) every model is also "
+                    "scored at (rows <recipe>@<dose>, each against ridge at that dose)")
     ap.add_argument("--reuse", action="store_true",
                     help="--folds: keep the fold datasets and trained models found in --work")
     args = ap.parse_args()
@@ -424,14 +443,15 @@ def main() -> int:
         mean_of = args.mean_of.split(",") if args.mean_of else None
         errs = cross_validate(src, work, names, args.folds, args.epochs, args.threads, args.jobs,
                               "interleaved" if args.interleaved else args.blocked, args.draws,
-                              args.reuse, mean_of)
+                              args.reuse, mean_of,
+                              [float(d) for d in args.doses.split(",") if d])  # fmt: skip
         out = "cv_errors.json" if args.draws == 1 else f"cv_errors_{args.draws}draws.json"
         (work / out).write_text(json.dumps(errs, indent=1))
-        ridge = errs["ridge"]
-        cells = sorted(ridge)
+        cells = sorted(errs["ridge"])
         ranges = depth_ranges(src, cells)
         rng = np.random.default_rng(0)
         for name, e in errs.items():
+            ridge = errs["ridge" + name[name.index("@"):] if "@" in name else "ridge"]
             a = np.array([e[c] for c in cells])
             d = a - np.array([ridge[c] for c in cells])
             boot = [d[rng.integers(0, len(d), len(d))].mean() for _ in range(2000)]
