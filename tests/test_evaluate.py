@@ -451,7 +451,7 @@ def test_the_dose_study_names_each_dose_where_a_network_loses_to_its_baseline(tm
     from interface4d.dosestudy import dose_losses, dose_study_rows, dose_verdict
 
     def row(model, dose, value, key, **kw):
-        e = float("inf") if dose == NOISELESS else float(dose)
+        e = None if dose == NOISELESS else float(dose)  # as the JSON files hold noiseless
         return {"model": model, "dose": dose, "dose_e_per_pattern": e, key: value, **kw}
 
     cls = {
@@ -460,22 +460,23 @@ def test_the_dose_study_names_each_dose_where_a_network_loses_to_its_baseline(tm
                           row("baseline", "100000", 0.9, "accuracy")],
         "validation_augmentation": {"dose": [1e4, 1e6]},
     }  # fmt: skip
-    reg_values = {"1000": (0.3, 0.05), "100000": (0.02, 0.03), "1e+07": (0.03, 0.02),
-                  NOISELESS: (0.02, 0.02)}  # fmt: skip
+    reg_values = {"1000": (0.3, 0.05), "100000": (0.02, 0.03), "1e+06": (0.025, 0.025),
+                  "1e+07": (0.03, 0.02), NOISELESS: (0.03, 0.02)}  # fmt: skip
     reg = {"dose": [row(m, d, v[i], "mae", thickness=100.0)
                     for d, v in reg_values.items() for i, m in enumerate(("network", "baseline"))]}  # fmt: skip
     losses = dose_losses(dose_study_rows(cls, reg), [1e4, 1e6])
     assert [(r["network"], r["thickness"], r["dose"], r["relative_to_training_doses"])
             for r in losses] == [("classifier", "all", "1000", "below"),
                                  ("regressor", "100", "1000", "below"),
-                                 ("regressor", "100", "1e+07", "above")]  # fmt: skip
+                                 ("regressor", "100", "1e+07", "above"),
+                                 ("regressor", "100", NOISELESS, "noiseless")]  # fmt: skip
     assert losses[1]["mae"] == 0.3 and losses[1]["baseline_mae"] == 0.05
     assert not losses[1]["inside_training_doses"]
     text = dose_verdict(losses, [1e4, 1e6])
     assert "the classifier at 1e3 (below the training doses)" in text
     assert (
         "the 100 Å step-position network at 1e3 (below the training doses) and 1e7 (above them)"
-        in text
+        " and noiseless" in text
     )
     assert "train on 1e4-1e6" in text
     assert "every network is at or above its baseline" in dose_verdict([], [1e4, 1e6])

@@ -151,7 +151,7 @@ def dose_losses(
         col = "accuracy" if r["network"] == "classifier" else "mae"
         net, ref = float(r[col]), float(b[col])
         if net < ref if col == "accuracy" else net > ref:
-            d = float(r["dose_e_per_pattern"])
+            d = _dose_value(r["dose"])  # "noiseless": inf (its e/pattern reads null in JSON)
             out.append(
                 {
                     "network": r["network"],
