@@ -404,6 +404,8 @@ def dose_study(
             name = "all thicknesses" if label == "all" else f"{label} Å"
             for model, style in (("network", "o-"), ("baseline", "s--")):
                 rows = grp[grp["model"] == model] if "model" in grp else grp
+                if not len(rows):  # no baseline in the study: no empty legend entry
+                    continue
                 d = rows["dose_e_per_pattern"].astype(float)
                 finite = rows[np.isfinite(d)]
                 tag = name if model == "network" else f"{name}, baseline"
