@@ -155,6 +155,23 @@ RECIPES = {
         }
         for wd in (0.03, 0.05, 0.1)
     },  # fmt: skip
+    # the pair with its CNNs' input projected onto the k leading principal directions of
+    # noiseless draws of the training examples (project: k), both members or the second only
+    **{
+        f"reg-refit-ky-m2-p{k}n": {
+            "input": "sqrt", "dev_fraction": 0.0,
+            "opt": {**KY, "members": 2, "project": k, "projected_members": 2},
+        }
+        for k in (8, 16, 32)
+    },  # fmt: skip
+    **{
+        f"reg-refit-ky-{name}{'-s1' if s else ''}": {
+            "input": "sqrt", "dev_fraction": 0.0, "seed": s,
+            "opt": {**KY, "members": 2, **change},
+        }
+        for name, change in (("m2", {}), ("hyb8", {"project": 8, "projected_members": 1}))
+        for s in (0, 1) if (name, s) != ("m2", 0)
+    },  # fmt: skip
     "reg-refit-ky-wd0.05": {"input": "sqrt", "dev_fraction": 0.0,
                             "opt": {**KY, "weight_decay": 0.05}},  # fmt: skip
     # the demo's classifier with decoupled weight decay (it overfits its training cells on the

@@ -299,3 +299,49 @@ def test_the_mirror_average_needs_a_round_probe(tiny_raw):
     assert _one_line_error(_bad(cfg, "training.regressor.symmetrise", "kx")) == (
         "config key 'training.regressor.symmetrise' = 'kx': must be one of 'none', 'ky'"
     )
+
+
+def test_regressor_overrides_are_checked_per_thickness(tiny_raw):
+    """``training.regressor_overrides``: merged into training.regressor for the thicknesses an
+    entry names (in order; the others and the classifier see none of it); a thickness outside
+    the grid, a setting the jobs read globally (ranks, symmetrise) or a merged block that is
+    not valid is a one-line error naming the entry, before any job."""
+    from interface4d.config import training_for
+
+    over = [
+        {"thickness": [60], "regressor": {"members": 2, "project": 8}},
+        {"thickness": [40.0, 60], "regressor": {"weight_decay": 0.05}},
+    ]
+    cfg = validate_config(_bad(tiny_raw, "training.regressor_overrides", over))
+    t60 = training_for(cfg["training"], "regressor", 60)
+    assert (t60["regressor"]["members"], t60["regressor"]["project"]) == (2, 8)
+    assert t60["regressor"]["weight_decay"] == 0.05
+    t40 = training_for(cfg["training"], "regressor", 40)
+    assert t40["regressor"]["project"] == 0 and t40["regressor"]["weight_decay"] == 0.05
+    assert "regressor_overrides" not in t60 and "classifier" not in t60
+    assert set(training_for(cfg["training"], "classifier")) == set(cfg["training"]) - {
+        "regressor",
+        "regressor_overrides",
+    }
+    msg = _one_line_error(
+        _bad(tiny_raw, "training.regressor_overrides", [{"thickness": [50], "regressor": {}}])
+    )
+    assert msg.startswith("config key 'training.regressor_overrides.0.thickness' = 50: not a")
+    msg = _one_line_error(
+        _bad(
+            tiny_raw,
+            "training.regressor_overrides",
+            [{"thickness": [40], "regressor": {"ranks": 2}}],
+        )
+    )
+    assert msg.startswith("config key 'training.regressor_overrides.0.regressor.ranks' = 2: set")
+    bad = [{"thickness": [60], "regressor": {"project": 8, "projected_members": 3}}]
+    msg = _one_line_error(_bad(tiny_raw, "training.regressor_overrides", bad))
+    assert msg.startswith("config key 'training.regressor_overrides.0' (thickness 60): config key")
+    assert "projected_members' = 3" in msg
+    msg = _one_line_error(
+        _bad(
+            tiny_raw, "training.regressor_overrides", [{"thickness": [60], "regressor": {"lr": 1}}]
+        )
+    )
+    assert msg.startswith("config key 'training.regressor_overrides.0.regressor.lr': unknown")

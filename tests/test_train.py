@@ -712,6 +712,84 @@ def test_the_ky_mirror_average_is_the_saved_regressors_first_layer(tmp_path):
         build_model((3, 9, 9), "classify", [2], 3, [4, 4], 0.0, symmetrise="ky")
 
 
+@pytest.mark.slow
+def test_a_projected_member_sees_its_input_in_the_training_examples_subspace(tmp_path):
+    """``project: k`` with ``projected_members: 1`` of 2: the saved regressor's second member's
+    CNN sees the standardised input projected onto the k leading principal directions of the
+    noiseless (rotated) training draws: the basis it holds is orthonormal and is that subspace,
+    recomputed here; a change of the input outside it does not move that CNN, and it moves the
+    first member's CNN and the linear paths, which see the input as it is. The classifier and
+    more projected members than members are refused."""
+    import keras
+
+    from interface4d.config import ConfigError
+    from interface4d.model import load
+    from interface4d.train import complete_training_config
+    from interface4d.trainingdata import (
+        SUBSPACE_MIN_DRAWS,
+        TrainingData,
+        input_subspace,
+        training_draws,
+    )
+
+    data = write_dataset(tmp_path / "d.h5", n=16, nx=3, k=9, task="regress", seed=8)
+    reg = {"optimizer": "sgd", "epochs": 2, "batch_size": 8, "learning_rate": 0.04,
+           "dev_fraction": 0.0, "patience": 0, "clip_norm": 5.0, "standardise": "scalar",
+           "skip": "linear", "skip_refit": "ridge", "members": 2, "project": 3}  # fmt: skip
+    training = {"ranks": 1, "seed": 0, "model": SMALL_MODEL, "regressor": reg,
+                "augment": {"dose": [100.0, 1000.0], "rotation_deg": 2.0}}  # fmt: skip
+    args = _train_args(data, tmp_path / "a", training)
+    args[args.index("classify")] = "regress"
+    _run([sys.executable, *args], tmp_path)
+    prov = json.loads((tmp_path / "a" / "provenance.json").read_text())
+    assert prov["training"]["regressor"]["projected_members"] == 1
+    net = load(tmp_path / "a" / "model.keras")
+    basis = net.get_layer("cnn_projection").basis.numpy()
+    assert basis.shape == (3 * 9 * 9, 3)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-5)
+    # the subspace of the noiseless training draws, standardised as the network standardises
+    full = complete_training_config(training)
+    mean = net.get_layer("standardise").mean.numpy().reshape(3, 9, 9)
+    std = np.sqrt(net.get_layer("standardise").variance.numpy().reshape(3, 9, 9))
+    d = TrainingData(data, "regress", 0.0, 0)
+    try:
+        t = training_draws(d, 0, "sqrt", full["augment"], min_draws=SUBSPACE_MIN_DRAWS,
+                           shot_noise=False)  # fmt: skip
+    finally:
+        d.close()
+    want = input_subspace(t, mean, std, 3)
+    np.testing.assert_allclose(np.abs(basis.T @ want), np.eye(3), atol=1e-4)
+    # shot noise is not in it: the noisy draws' leading directions are a different subspace
+    noisy = TrainingData(data, "regress", 0.0, 0)
+    try:
+        tn = training_draws(noisy, 0, "sqrt", full["augment"], min_draws=SUBSPACE_MIN_DRAWS)
+    finally:
+        noisy.close()
+    cosines = np.linalg.svd(basis.T @ input_subspace(tn, mean, std, 3), compute_uv=False)
+    assert cosines.min() < 0.99, cosines
+    # a change of the standardised input orthogonal to the basis moves member 1's CNN not at all
+    z_in = net.get_layer("standardise").output
+    parts = keras.Model(
+        z_in, [net.get_layer(n).output for n in ("m0_cnn_out", "m1_cnn_out", "m1_linear_skip")]
+    )
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(4, 3, 9, 9, 1)).astype(np.float32)
+    u = rng.normal(size=(4, 3 * 9 * 9))
+    u -= (u @ basis) @ basis.T  # outside the subspace
+    u = (2.0 * u / np.linalg.norm(u, axis=1, keepdims=True) * 9).reshape(z.shape)
+    before = [o.numpy() for o in parts(z)]
+    after = [o.numpy() for o in parts(z + u.astype(np.float32))]
+    np.testing.assert_allclose(after[1], before[1], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(after[0], before[0], atol=1e-3)  # the plain member sees it
+    assert not np.allclose(after[2], before[2], atol=1e-4)  # and so does the linear path
+    with pytest.raises(ConfigError, match=r"training\.classifier\.project.*regressors only"):
+        complete_training_config({"classifier": {"project": 4}})
+    with pytest.raises(ConfigError, match=r"training\.regressor\.projected_members' = 3"):
+        complete_training_config(
+            {"regressor": {"members": 2, "project": 4, "projected_members": 3}}
+        )
+
+
 def test_the_jobs_ranks_replace_the_ones_its_network_reads():
     """``--ranks N`` (the workflow passes its job's threads): the network's own ``ranks`` where
     its block sets them, else ``training.ranks``; the block passed in is not changed."""

@@ -265,6 +265,28 @@ def test_a_training_change_retrains_that_network_only(done):
     assert set(by_rule) == {"evaluate_classifier", "summarise", "model_card", "all"}, by_rule
 
 
+def test_a_regressor_override_retrains_that_thickness_only(done):
+    """``training.regressor_overrides`` for one thickness retrains that thickness's regressor
+    alone (its job gets the merged block; the other regressor's and the classifier's params do
+    not change); the same settings for every thickness in training.regressor retrain both."""
+    cfg = tiny()
+    cfg["training"]["regressor_overrides"] = [
+        {"thickness": [60], "regressor": {"learning_rate": 0.002}}
+    ]
+    write_config(done / "over.yaml", cfg)
+    jobs = planned(done, "--configfile", "over.yaml")
+    by_rule = _by_rule(jobs)
+    assert by_rule.pop("train_regressor") == {"results/models/regressor_t60.keras"}
+    assert "Params have changed" in jobs["results/models/regressor_t60.keras"][1]
+    assert set(by_rule) == {"evaluate_regressors", "summarise", "model_card", "all"}, by_rule
+    cfg["training"]["regressor_overrides"][0]["thickness"] = [40, 60]
+    write_config(done / "both.yaml", cfg)
+    assert _by_rule(planned(done, "--configfile", "both.yaml"))["train_regressor"] == {
+        "results/models/regressor_t40.keras",
+        "results/models/regressor_t60.keras",
+    }
+
+
 def test_equivalent_spelling_reruns_nothing(done):
     cfg = tiny()
     cfg["grid"]["thickness"] = [40.0, 60.000]

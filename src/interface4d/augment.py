@@ -104,12 +104,14 @@ def augment_example(
     rng: np.random.Generator,
     dose_range: Sequence[float],
     rotation_deg: float,
+    shot_noise: bool = True,
 ) -> tuple[np.ndarray, float, float]:
-    """One example (nx, k, k): rotate, then shot noise. Returns (patterns, dose, angle)."""
+    """One example (nx, k, k): rotate, then shot noise (``shot_noise=False``: the same draw's
+    rotation, no noise). Returns (patterns, dose, angle)."""
     dose = draw_dose(rng, dose_range)
     angle = draw_angle(rng, rotation_deg)
     rotated = rotate_patterns(patterns, angle)
-    return poisson_noise(rotated, dose, rng), dose, angle
+    return (poisson_noise(rotated, dose, rng) if shot_noise else rotated), dose, angle
 
 
 def augment_batch(
@@ -121,16 +123,18 @@ def augment_batch(
     epoch: int,
     dose_range: Sequence[float],
     rotation_deg: float,
+    shot_noise: bool = True,
 ) -> np.ndarray:
     """Augment a batch ``x`` (B, nx, k, k) whose rows are dataset examples ``indices``.
 
     ``split`` is ``"train"`` (``seed`` is the training seed, ``epoch`` matters) or ``"val"``
-    (``seed`` is the validation seed, ``epoch`` is ignored).
+    (``seed`` is the validation seed, ``epoch`` is ignored). ``shot_noise=False``: the draws'
+    rotations only.
     """
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', not {split!r}")
     out = np.empty(x.shape, dtype=np.float32)
     for j, idx in enumerate(indices):
         rng = train_rng(seed, epoch, idx) if split == "train" else val_rng(seed, idx)
-        out[j] = augment_example(x[j], rng, dose_range, rotation_deg)[0]
+        out[j] = augment_example(x[j], rng, dose_range, rotation_deg, shot_noise)[0]
     return out

@@ -75,6 +75,35 @@ class MirrorAverage(keras.layers.Layer):
         return {**super().get_config(), "kind": self.kind}
 
 
+@keras.saving.register_keras_serializable(package="interface4d")
+class SubspaceProjection(keras.layers.Layer):
+    """``V V^T z``: the standardised input ``z`` projected onto ``k`` fixed orthonormal
+    directions ``V`` (D, k), reshaped back to the input's shape. ``V`` (the training examples'
+    principal directions, :func:`interface4d.trainingdata.input_subspace`) is its one weight,
+    saved with the model and never trained."""
+
+    def __init__(self, k: int, **kwargs):
+        super().__init__(**kwargs)
+        self.k = int(k)
+
+    def build(self, input_shape):
+        import math
+
+        d = math.prod(int(s) for s in input_shape[1:])
+        self.basis = self.add_weight(
+            shape=(d, self.k), initializer="zeros", trainable=False, name="basis"
+        )
+
+    def call(self, x):
+        ops = keras.ops
+        z = ops.reshape(x, (-1, self.basis.shape[0]))
+        p = ops.matmul(ops.matmul(z, self.basis), ops.transpose(self.basis))
+        return ops.reshape(p, ops.shape(x))
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}
+
+
 def load(path: str | Path):
     """A saved network (``.keras``) for inference."""
     return keras.saving.load_model(str(path), compile=False)
@@ -95,6 +124,8 @@ def build_model(
     members: int = 1,
     skip: str = "none",
     symmetrise: str = "none",
+    projection=None,
+    projected_members: int = 1,
 ):
     """Build (not compile) the 3D CNN.
 
@@ -109,7 +140,10 @@ def build_model(
     ``skip='linear'`` (regressors): a linear path from the standardised input to the output,
     added to the CNN's head (:func:`_linear_skip`). ``symmetrise='ky'`` (regressors): the raw
     input is first averaged with its ky mirror (:class:`MirrorAverage`), so the saved network
-    applies it to any stack it is given, a user's measured one included.
+    applies it to any stack it is given, a user's measured one included. ``projection``
+    (regressors; (D, k), D the voxels of a stack): the last ``projected_members`` members' CNNs
+    see the standardised input projected onto these k directions (:class:`SubspaceProjection`),
+    the others' the input as it is; every linear path sees the input as it is.
     """
     import numpy as np
 
@@ -133,6 +167,11 @@ def build_model(
             f"symmetrise must be one of {SYMMETRIES} (ky: regressors only), not {symmetrise!r}"
         )
 
+    if projection is not None and (task != "regress" or not 1 <= projected_members <= members):
+        raise ValueError(
+            "projection applies to the step-position regressors, to 1 to members of them, "
+            f"not {projected_members} of {members}"
+        )
     inputs = keras.Input(shape=shape, name="cbed_stack")
     h = inputs
     if symmetrise != "none":
@@ -155,23 +194,27 @@ def build_model(
         )(h)
     else:
         h = keras.layers.Rescaling(float(shape[1] * shape[2]), name="pixel_scale")(h)
-    head, members = HEADS[task], int(members)
+    seen, members = [h] * int(members), int(members)
+    if projection is not None:
+        basis = np.asarray(projection, np.float32)
+        project = SubspaceProjection(basis.shape[1], name="cnn_projection")
+        seen[members - int(projected_members) :] = [project(h)] * int(projected_members)
+        project.set_weights([basis])
+    head, layers = HEADS[task], (filters, kernel_size, dense, dropout, pool_size, skip)
     if members == 1:
-        outputs = _member(h, "", task, filters, kernel_size, dense, dropout, pool_size, skip)
+        outputs = _member(seen[0], h, "", task, *layers)
     else:
-        heads = [
-            _member(h, f"m{k}_", task, filters, kernel_size, dense, dropout, pool_size, skip)
-            for k in range(members)
-        ]
+        heads = [_member(seen[k], h, f"m{k}_", task, *layers) for k in range(members)]
         outputs = keras.layers.Average(name=head)(heads)
     return keras.Model(inputs, outputs, name=f"cnn3d_{task}")
 
 
 def _member(
-    x, prefix: str, task: str, filters, kernel_size, dense, dropout, pool_size, skip="none"
+    c, x, prefix: str, task: str, filters, kernel_size, dense, dropout, pool_size, skip="none"
 ):
-    """One network of the paper's family on the (standardised) input tensor ``x``."""
-    h = x
+    """One network of the paper's family: its CNN on the tensor ``c`` (the standardised input or
+    its projection), its linear path (``skip='linear'``) on the standardised input ``x``."""
+    h = c
     for i, f in enumerate(filters):
         h = keras.layers.Conv3D(
             int(f), int(kernel_size), padding="same", activation="relu", name=f"{prefix}conv{i}"

@@ -95,38 +95,12 @@ log = logging.getLogger("interface4d.train")
 
 
 def complete_training_config(training_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validate the ``training`` block against the campaign schema, filling its defaults."""
-    from interface4d.config import complete_block
+    """Validate the ``training`` block against the campaign schema, filling its defaults, and
+    check what the schema cannot express (:func:`interface4d.config.check_training`)."""
+    from interface4d.config import check_training, complete_block
 
     cfg = complete_block("training", training_cfg)
-    regressors_only = {
-        "skip": ("none", "the linear skip"),
-        "symmetrise": ("none", "the mirror average"),
-        "mixup": (0.0, "mixup"),
-    }
-    for key, (off, what) in regressors_only.items():
-        if cfg["classifier"][key] != off:
-            raise ConfigError(
-                f"config key 'training.classifier.{key}' = {cfg['classifier'][key]!r}: {what} "
-                "applies to the step-position regressors only"
-            )
-    path_fits = {
-        "skip_init": ("zeros", "a warm start"),
-        "skip_refit": ("none", "a refit of the linear path"),
-    }
-    for block in ("classifier", "regressor"):
-        b = cfg[block]
-        for key, (off, what) in path_fits.items():
-            # the additive refit works on an ensemble's mean; a start or a replacement does not
-            single = not (key == "skip_refit" and b[key] == "ridge")
-            if b[key] != off and (b["skip"] != "linear" or (single and int(b["members"]) != 1)):
-                raise ConfigError(
-                    f"config key 'training.{block}.{key}' = {b[key]!r}: {what} needs skip: "
-                    "linear" + (" and members: 1" if single else "")
-                )
-    lo, hi = cfg["augment"]["dose"]
-    if lo > hi:
-        raise ConfigError(f"config key 'training.augment.dose' = {[lo, hi]}: low > high")
+    check_training(cfg)
     return cfg
 
 
@@ -144,6 +118,7 @@ class _Inputs(NamedTuple):
     std: np.ndarray
     examples: int  # augmented examples the statistics rest on
     class_weights: np.ndarray
+    projection: np.ndarray | None = None  # (D, k): the projected members' subspace (project)
 
 
 def _settle_config(task: str, training_cfg: Mapping[str, Any] | None):
@@ -233,12 +208,23 @@ def _input_statistics_and_weights(run: Run) -> _Inputs:
         else None
     )
     mean, std, n = hvd.broadcast_object(stats, 0)
+    projection = None
+    if int(run.opt["project"]) > 0:  # noiseless draws: the subspace of the signal alone
+        from interface4d.trainingdata import SUBSPACE_MIN_DRAWS, input_subspace, training_draws
+
+        if run.rank == 0:
+            t = training_draws(
+                data, run.seed, cfg["input"], cfg["augment"], min_draws=SUBSPACE_MIN_DRAWS,
+                symmetry=run.opt["symmetrise"], shot_noise=False,
+            )  # fmt: skip
+            projection = input_subspace(t, mean, std, int(run.opt["project"]))
+        projection = hvd.broadcast_object(projection, 0)
     weights = (
         class_weights(data.labels(data.fit_indices), cfg["class_balance"])
         if run.task == "classify"
         else np.ones(2, np.float32)
     )
-    return _Inputs(mean, std, n, weights)
+    return _Inputs(mean, std, n, weights, projection)
 
 
 def _build_model_and_optimiser(run: Run, inputs: _Inputs):
@@ -259,6 +245,8 @@ def _build_model_and_optimiser(run: Run, inputs: _Inputs):
         members=int(run.opt["members"]),
         skip=run.opt["skip"],
         symmetrise=run.opt["symmetrise"],
+        projection=inputs.projection,
+        projected_members=int(run.opt["projected_members"]),
     )
     if run.opt["skip_init"] == "ridge":  # every rank: the path is frozen, never broadcast
         from interface4d.warmstart import draw_examples, warm_start_skip

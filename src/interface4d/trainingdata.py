@@ -20,6 +20,7 @@ SHUFFLE_STREAM = 2
 STATS_STREAM = 4
 STATS_EXAMPLES = 512
 STATS_MIN_DRAWS = 64  # augmented draws the input statistics rest on, at least
+SUBSPACE_MIN_DRAWS = 256  # noiseless draws the projected members' subspace rests on (project)
 
 
 class TrainingData:
@@ -101,8 +102,32 @@ def input_statistics(
     applied before the transform as its first layer applies it
     (:func:`interface4d.inputs.symmetrise`). Returns (mean, std, number of draws used).
     """
+    from interface4d.inputs import voxel_statistics
+
+    t = training_draws(
+        data, seed, transform_kind, augment, max_examples, batch, min_draws, symmetry
+    )
+    mean, std = voxel_statistics(t, transform_kind, scale=scale)
+    return mean, std, len(t)
+
+
+def training_draws(
+    data: TrainingData,
+    seed: int,
+    transform_kind: str,
+    augment: Mapping[str, Any],
+    max_examples: int = STATS_EXAMPLES,
+    batch: int = 64,
+    min_draws: int = STATS_MIN_DRAWS,
+    symmetry: str = "none",
+    shot_noise: bool = True,
+) -> np.ndarray:
+    """The transformed ``fit`` examples (at most ``max_examples`` of them, a seeded subset) as
+    the first epochs augment them: as many epochs' draws as make ``min_draws`` examples, the
+    input symmetry ``symmetry`` applied before the transform; ``shot_noise=False``: the same
+    draws' rotations without the noise."""
     from interface4d.augment import augment_batch
-    from interface4d.inputs import symmetrise, transform, voxel_statistics
+    from interface4d.inputs import symmetrise, transform
 
     idx = data.fit_indices
     if len(idx) > max_examples:
@@ -122,10 +147,22 @@ def input_statistics(
                 epoch=epoch,
                 dose_range=augment["dose"],
                 rotation_deg=augment["rotation_deg"],
+                shot_noise=shot_noise,
             )
             parts.append(transform(symmetrise(x, symmetry), transform_kind))
-    mean, std = voxel_statistics(np.concatenate(parts), transform_kind, scale=scale)
-    return mean, std, len(idx) * draws
+    return np.concatenate(parts)
+
+
+def input_subspace(draws: np.ndarray, mean: np.ndarray, std, k: int) -> np.ndarray:
+    """The ``k`` leading principal directions (D, k), float32, of ``draws`` (transformed
+    training draws, :func:`training_draws`) standardised with ``mean`` and ``std``: where the
+    training examples vary (step depth, rotation, phonons). Shot noise, spread evenly over all
+    D voxels, keeps a fraction k / D of its energy in them."""
+    z = ((draws - mean) / std).reshape(len(draws), -1).astype(np.float64)
+    z -= z.mean(0)
+    k = min(int(k), len(z) - 1)
+    _, _, vt = np.linalg.svd(z, full_matrices=False)
+    return vt[:k].T.astype(np.float32)
 
 
 def shard_indices(indices: np.ndarray, seed: int, epoch: int, rank: int, size: int) -> np.ndarray:

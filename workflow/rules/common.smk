@@ -12,7 +12,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from interface4d import headline  # noqa: E402
-from interface4d.config import ConfigError, validate_config  # noqa: E402
+from interface4d.config import ConfigError, training_for, validate_config  # noqa: E402
 from interface4d.fftplan import workflow_wisdom_dir  # noqa: E402
 from interface4d.grid import (  # noqa: E402
     CELL_PATTERN,
@@ -244,13 +244,20 @@ def regress_inputs(wildcards):
 
 
 def training_params(task):
-    """The training block as one network sees it (the other network's optimiser left out). A
-    plain value, not a function of the job's threads: Snakemake leaves a param that reads
-    threads out of its rerun check, so a changed training block would retrain nothing. The
-    rule passes its threads (the Horovod ranks, which a profile may set) as ``--ranks``.
+    """The training block as one network sees it (the other network's optimiser and the
+    per-thickness overrides left out). A plain value, not a function of the job's threads:
+    Snakemake leaves a param that reads threads out of its rerun check, so a changed training
+    block would retrain nothing. The rule passes its threads (the Horovod ranks, which a profile
+    may set) as ``--ranks``.
     """
-    other = "regressor" if task == "classifier" else "classifier"
-    return JsonDict({k: v for k, v in config["training"].items() if k != other})
+    return JsonDict(training_for(config["training"], task))
+
+
+def regressor_training(wildcards):
+    """The training block of one thickness's regressor: its ``regressor_overrides`` merged."""
+    return JsonDict(
+        training_for(config["training"], "regressor", float(wildcards.thickness))
+    )
 
 
 def regress_thicknesses():

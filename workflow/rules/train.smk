@@ -51,7 +51,7 @@ rule train_regressor:
     resources:
         launcher=launcher,
     params:
-        training=training_params("regressor"),
+        training=regressor_training,
         code=TRAIN_CODE,
         checkpoints=lambda w: f"{RESULTS}/checkpoints/regressor_t{w.thickness}",
     shell:
