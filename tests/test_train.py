@@ -717,12 +717,15 @@ def test_a_projected_member_sees_its_input_in_the_training_examples_subspace(tmp
     """``project: k`` with ``projected_members: 1`` of 2: the saved regressor's second member's
     CNN sees the standardised input projected onto the k leading principal directions of the
     noiseless (rotated) training draws: the basis it holds is orthonormal and is that subspace,
-    recomputed here; a change of the input outside it does not move that CNN, and it moves the
-    first member's CNN and the linear paths, which see the input as it is. The classifier and
-    more projected members than members are refused."""
+    recomputed here, and corrupting the validation rows changes neither it nor the weights; a
+    change of the input outside it does not move that CNN, and it moves the first member's CNN
+    and the linear paths, which see the input as it is. The classifier and more projected
+    members than members are refused."""
+    import h5py
     import keras
 
     from interface4d.config import ConfigError
+    from interface4d.h5io import atomic_h5
     from interface4d.model import load
     from interface4d.train import complete_training_config
     from interface4d.trainingdata import (
@@ -745,6 +748,24 @@ def test_a_projected_member_sees_its_input_in_the_training_examples_subspace(tmp
     assert prov["training"]["regressor"]["projected_members"] == 1
     net = load(tmp_path / "a" / "model.keras")
     basis = net.get_layer("cnn_projection").basis.numpy()
+    # the validation rows do not reach the basis: corrupted, they leave it and the weights as
+    # they were
+    corrupt = tmp_path / "corrupt.h5"
+    with h5py.File(data) as f, atomic_h5(corrupt) as g:
+        for key in f:
+            g[key] = f[key][()]
+        val = g["split"][()] == 1
+        x = g["x"][()]
+        x[val] = np.random.default_rng(0).uniform(0, 1, x[val].shape)
+        g["x"][...] = x
+    args = _train_args(corrupt, tmp_path / "b", training)
+    args[args.index("classify")] = "regress"
+    _run([sys.executable, *args], tmp_path)
+    other = json.loads((tmp_path / "b" / "provenance.json").read_text())
+    assert other["weights"]["sha256"] == prov["weights"]["sha256"]
+    np.testing.assert_array_equal(
+        load(tmp_path / "b" / "model.keras").get_layer("cnn_projection").basis.numpy(), basis
+    )
     assert basis.shape == (3 * 9 * 9, 3)
     np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-5)
     # the subspace of the noiseless training draws, standardised as the network standardises
