@@ -306,7 +306,7 @@ def test_regressor_overrides_are_checked_per_thickness(tiny_raw):
     entry names (in order; the others and the classifier see none of it); a thickness outside
     the grid, a setting the jobs read globally (ranks, symmetrise) or a merged block that is
     not valid is a one-line error naming the entry, before any job."""
-    from interface4d.trainingconfig import training_for
+    from interface4d.config import training_for
 
     over = [
         {"thickness": [60], "regressor": {"members": 2, "project": 8}},

@@ -96,9 +96,8 @@ log = logging.getLogger("interface4d.train")
 
 def complete_training_config(training_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validate the ``training`` block against the campaign schema, filling its defaults, and
-    check what the schema cannot express (:func:`interface4d.trainingconfig.check_training`)."""
-    from interface4d.config import complete_block
-    from interface4d.trainingconfig import check_training
+    check what the schema cannot express (:func:`interface4d.config.check_training`)."""
+    from interface4d.config import check_training, complete_block
 
     cfg = complete_block("training", training_cfg)
     check_training(cfg)

@@ -12,7 +12,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from interface4d import headline  # noqa: E402
-from interface4d.config import ConfigError, validate_config  # noqa: E402
+from interface4d.config import ConfigError, training_for, validate_config  # noqa: E402
 from interface4d.fftplan import workflow_wisdom_dir  # noqa: E402
 from interface4d.grid import (  # noqa: E402
     CELL_PATTERN,
@@ -35,7 +35,6 @@ from interface4d.settings import (  # noqa: E402
     code_hash,
     settings_maker,
 )
-from interface4d.trainingconfig import training_for  # noqa: E402
 
 # The library's check first: its messages name the key path and value (and it adds the
 # physics checks the schema cannot express, and those that need the grid's cells); then
