@@ -164,13 +164,15 @@ RECIPES = {
         }
         for k in (8, 16, 32)
     },  # fmt: skip
+    # the pair with seed 1; the pair with its second member projected (seeds 0 and 1)
+    "reg-refit-ky-m2-s1": {"input": "sqrt", "dev_fraction": 0.0, "seed": 1,
+                           "opt": {**KY, "members": 2}},
     **{
-        f"reg-refit-ky-{name}{'-s1' if s else ''}": {
+        f"reg-refit-ky-hyb8{'-s1' if s else ''}": {
             "input": "sqrt", "dev_fraction": 0.0, "seed": s,
-            "opt": {**KY, "members": 2, **change},
+            "opt": {**KY, "members": 2, "project": 8, "projected_members": 1},
         }
-        for name, change in (("m2", {}), ("hyb8", {"project": 8, "projected_members": 1}))
-        for s in (0, 1) if (name, s) != ("m2", 0)
+        for s in (0, 1)
     },  # fmt: skip
     "reg-refit-ky-wd0.05": {"input": "sqrt", "dev_fraction": 0.0,
                             "opt": {**KY, "weight_decay": 0.05}},  # fmt: skip

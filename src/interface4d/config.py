@@ -209,7 +209,7 @@ def check_physics(config: Mapping[str, Any]) -> None:
     _check_blocks(config)
     _check_evaluation(config)
     _check_mirror(config)
-    check_training(complete_block("training", config.get("training")))
+    check_training(config["training"])
     _check_regressor_overrides(config)
     for i, o in enumerate(config.get("overrides") or []):
         merged = dict(config)
@@ -329,6 +329,7 @@ def _check_regressor_overrides(config: Mapping[str, Any]) -> None:
     """Each ``training.regressor_overrides`` entry names thicknesses of the grid, leaves alone
     what the jobs read from the global block, and gives a valid regressor block."""
     thicknesses = [float(t) for t in config["grid"]["thickness"]]
+    allowed = load_schema()["$defs"]["optimiser"]["properties"]
     for i, o in enumerate(config["training"].get("regressor_overrides") or []):
         key = f"training.regressor_overrides.{i}"
         for t in o["thickness"]:
@@ -337,7 +338,6 @@ def _check_regressor_overrides(config: Mapping[str, Any]) -> None:
                     f"config key '{key}.thickness' = {t}: not a thickness of grid.thickness "
                     f"{config['grid']['thickness']}"
                 )
-        allowed = load_schema()["$defs"]["optimiser"]["properties"]
         for k in o["regressor"]:
             if k not in allowed:
                 raise ConfigError(
